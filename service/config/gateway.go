@@ -71,12 +71,14 @@ const (
 // inheriting the site defaults.
 func DefaultGateway() Gateway {
 	return Gateway{
-		ID:            DefaultGatewayID,
-		Name:          "Portico gateway",
-		Mode:          ModeNormal,
-		Listen:        Listen{HTTPS: DefaultHTTPSAddr, HTTP: DefaultHTTPAddr, Admin: DefaultAdminAddr},
-		InheritPortal: true,
-		Portal:        DefaultPortal(),
+		ID:             DefaultGatewayID,
+		Name:           "Portico gateway",
+		Mode:           ModeNormal,
+		Listen:         Listen{HTTPS: DefaultHTTPSAddr, HTTP: DefaultHTTPAddr, Admin: DefaultAdminAddr},
+		PublicHosts:    []string{},
+		TrustedProxies: []string{},
+		InheritPortal:  true,
+		Portal:         DefaultPortal(),
 	}
 }
 

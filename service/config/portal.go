@@ -157,9 +157,10 @@ func DefaultPortal() PortalSettings {
 		NLB: NLBSettings{AlternatePort: DefaultAlternatePort},
 		Web: WebSettings{Path: DefaultPortalPath, CookieName: DefaultCookieName},
 		Restrictions: Restrictions{
-			FileTransfer: TransferBidirectional,
-			Clipboard:    TransferBidirectional,
-			CORS:         CORS{CacheSeconds: DefaultCORSCacheSeconds},
+			EmbeddingOrigins: []string{},
+			FileTransfer:     TransferBidirectional,
+			Clipboard:        TransferBidirectional,
+			CORS:             CORS{Origins: []string{}, CacheSeconds: DefaultCORSCacheSeconds},
 		},
 	}
 }

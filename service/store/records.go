@@ -1,0 +1,149 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"portico/service/config"
+	"portico/service/directory"
+)
+
+// Site returns the site default User Portal settings.
+func (t *Tx) Site() (config.PortalSettings, error) {
+	var p config.PortalSettings
+	err := t.get(bSettings, kSite, &p)
+	return p, err
+}
+
+// PutSite replaces the site defaults.
+func (t *Tx) PutSite(p config.PortalSettings) error { return t.put(bSettings, kSite, p) }
+
+// Gateway returns a gateway record by ID.
+func (t *Tx) Gateway(id string) (config.Gateway, error) {
+	var g config.Gateway
+	err := t.get(bGateways, []byte(id), &g)
+	return g, err
+}
+
+// PutGateway writes a gateway record.
+func (t *Tx) PutGateway(g config.Gateway) error { return t.put(bGateways, []byte(g.ID), g) }
+
+// Gateways returns all gateway records.
+func (t *Tx) Gateways() ([]config.Gateway, error) { return all[config.Gateway](t, bGateways) }
+
+// Resource returns one resource.
+func (t *Tx) Resource(id string) (config.Resource, error) {
+	var r config.Resource
+	err := t.get(bResources, []byte(id), &r)
+	return r, err
+}
+
+// Resources returns all resources, ordered by ID.
+func (t *Tx) Resources() ([]config.Resource, error) { return all[config.Resource](t, bResources) }
+
+// PutResource creates or replaces a resource.
+func (t *Tx) PutResource(r config.Resource) error { return t.put(bResources, []byte(r.ID), r) }
+
+// DeleteResource removes a resource.
+func (t *Tx) DeleteResource(id string) error { return t.del(bResources, []byte(id)) }
+
+// User returns a user by name (case-insensitive).
+func (t *Tx) User(name string) (directory.User, error) {
+	var u directory.User
+	err := t.get(bUsers, []byte(directory.Key(name)), &u)
+	return u, err
+}
+
+// Users returns all users, ordered by name.
+func (t *Tx) Users() ([]directory.User, error) { return all[directory.User](t, bUsers) }
+
+// PutUser creates or replaces a user.
+func (t *Tx) PutUser(u directory.User) error {
+	return t.put(bUsers, []byte(directory.Key(u.Username)), u)
+}
+
+// DeleteUser removes a user.
+func (t *Tx) DeleteUser(name string) error { return t.del(bUsers, []byte(directory.Key(name))) }
+
+// Group returns a group by name.
+func (t *Tx) Group(name string) (directory.Group, error) {
+	var g directory.Group
+	err := t.get(bGroups, []byte(directory.Key(name)), &g)
+	return g, err
+}
+
+// Groups returns all groups.
+func (t *Tx) Groups() ([]directory.Group, error) { return all[directory.Group](t, bGroups) }
+
+// PutGroup creates or replaces a group.
+func (t *Tx) PutGroup(g directory.Group) error {
+	return t.put(bGroups, []byte(directory.Key(g.Name)), g)
+}
+
+// DeleteGroup removes a group.
+func (t *Tx) DeleteGroup(name string) error { return t.del(bGroups, []byte(directory.Key(name))) }
+
+// Policies returns the client policies in their order.
+func (t *Tx) Policies() ([]config.ClientPolicy, error) {
+	var ps []config.ClientPolicy
+	err := t.get(bPolicies, kOrder, &ps)
+	if errors.Is(err, ErrNotFound) {
+		return []config.ClientPolicy{}, nil
+	}
+	return ps, err
+}
+
+// PutPolicies replaces the ordered list of client policies. The list is one
+// record so that reordering is atomic.
+func (t *Tx) PutPolicies(ps []config.ClientPolicy) error {
+	if ps == nil {
+		ps = []config.ClientPolicy{}
+	}
+	return t.put(bPolicies, kOrder, ps)
+}
+
+// Certificate is the gateway's TLS certificate chain and key in PEM.
+type Certificate struct {
+	// CertPEM is the chain, leaf first.
+	CertPEM []byte `json:"certPEM"`
+	// KeyPEM is the private key.
+	KeyPEM []byte `json:"keyPEM"`
+}
+
+// Certificate returns the stored gateway certificate.
+func (t *Tx) Certificate() (Certificate, error) {
+	var c Certificate
+	err := t.get(bCerts, kGateway, &c)
+	return c, err
+}
+
+// PutCertificate stores the gateway certificate.
+func (t *Tx) PutCertificate(c Certificate) error { return t.put(bCerts, kGateway, c) }
+
+// Preference returns a per-user preference value (e.g. the chosen launch
+// method); "" when unset.
+func (t *Tx) Preference(user, name string) string {
+	var v string
+	if err := t.get(bPrefs, []byte(directory.Key(user)+"\x00"+name), &v); err != nil {
+		return ""
+	}
+	return v
+}
+
+// PutPreference stores a per-user preference.
+func (t *Tx) PutPreference(user, name, value string) error {
+	return t.put(bPrefs, []byte(directory.Key(user)+"\x00"+name), value)
+}
+
+// FirstRunDone reports whether first-run initialisation has completed.
+func (t *Tx) FirstRunDone() bool {
+	return t.tx.Bucket(bMeta).Get(kFirstRun) != nil
+}
+
+// MarkFirstRunDone records that first-run initialisation completed.
+func (t *Tx) MarkFirstRunDone() error {
+	if err := t.tx.Bucket(bMeta).Put(kFirstRun, []byte("1")); err != nil {
+		return fmt.Errorf("mark first run: %w", err)
+	}
+	return nil
+}
