@@ -147,3 +147,26 @@ func (t *Tx) MarkFirstRunDone() error {
 	}
 	return nil
 }
+
+// Snapshot reads everything the running gateway works from, for the given
+// gateway, in this transaction, so the result is consistent with the
+// change just made in it.
+func (t *Tx) Snapshot(gatewayID string) (*config.Snapshot, error) {
+	site, err := t.Site()
+	if err != nil {
+		return nil, fmt.Errorf("read site defaults: %w", err)
+	}
+	g, err := t.Gateway(gatewayID)
+	if err != nil {
+		return nil, fmt.Errorf("read gateway %s: %w", gatewayID, err)
+	}
+	rs, err := t.Resources()
+	if err != nil {
+		return nil, fmt.Errorf("read resources: %w", err)
+	}
+	ps, err := t.Policies()
+	if err != nil {
+		return nil, fmt.Errorf("read policies: %w", err)
+	}
+	return &config.Snapshot{Site: site, Gateway: g, Effective: config.Resolve(site, g), Resources: rs, Policies: ps}, nil
+}

@@ -17,9 +17,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"portico/service/config"
 )
 
 // Bucket names.
@@ -56,6 +59,8 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	db      *bolt.DB
 	pidPath string
+	// applyMu keeps Apply's commit and publication in one order.
+	applyMu sync.Mutex
 }
 
 // Options tune Open.
@@ -186,5 +191,28 @@ func clearBucket(tx *bolt.Tx, name []byte) error {
 	if _, err := tx.CreateBucket(name); err != nil {
 		return fmt.Errorf("recreate %s: %w", name, err)
 	}
+	return nil
+}
+
+// Apply runs fn in a write transaction, reads the resulting configuration
+// snapshot for gatewayID in that same transaction, and after the commit
+// publishes it to live. This is the one path by which a change reaches the
+// running gateway; concurrent Applies publish in commit order.
+func (s *Store) Apply(live *config.Live, gatewayID string, fn func(*Tx) error) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	var snap *config.Snapshot
+	err := s.Update(func(t *Tx) error {
+		if err := fn(t); err != nil {
+			return err
+		}
+		var err error
+		snap, err = t.Snapshot(gatewayID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	live.Publish(snap)
 	return nil
 }

@@ -1,0 +1,54 @@
+# Portico — the two commands a new user needs are `make run` and `make test`.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+DATA ?= ./data
+GO_TEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: run test build build-gateway build-windows bench lint assets deps-run deps-test clean
+
+## run: the gateway in the foreground on https://localhost:8443 with a local data dir
+run: deps-run assets
+	go run -ldflags "$(LDFLAGS)" ./service run --data-dir $(DATA) --https-addr :8443 --http-addr :8080 --admin-addr 127.0.0.1:9443
+
+## test: everything, with the real servers and browser the tests need
+test: deps-test assets lint
+	go test $(GO_TEST_FLAGS) ./...
+
+deps-run:
+	@scripts/deps.sh run
+
+deps-test:
+	@scripts/deps.sh test
+
+## assets: vendored browser code from npm (lockfile) into assets/vendor
+assets:
+	@if [ -f assets/package-lock.json ]; then \
+	  if [ ! -f assets/vendor/manifest.json ] || [ assets/package-lock.json -nt assets/vendor/manifest.json ] || [ assets/build.mjs -nt assets/vendor/manifest.json ]; then \
+	    cd assets && npm ci --no-audit --no-fund --loglevel=error && node build.mjs; \
+	  fi; \
+	fi
+
+## build: gateway (pure Go) for Linux and Windows
+build: build-gateway build-windows
+
+build-gateway: assets
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/portico-gateway ./service
+
+build-windows: assets
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/portico-gateway.exe ./service
+	GOOS=windows GOARCH=amd64 go vet ./service/...
+
+## bench: relay and portal benchmarks
+bench: deps-test assets
+	go test -run '^$$' -bench . -benchmem ./service/...
+
+## lint: gofmt + go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	go vet ./...
+
+clean:
+	rm -rf bin dist
