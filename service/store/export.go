@@ -62,7 +62,7 @@ func (s *Store) Export() (Document, error) {
 		if d.Policies, err = t.Policies(); err != nil {
 			return err
 		}
-		if c, err := t.Certificate(); err == nil {
+		if c, err := t.Certificate(CertGateway); err == nil {
 			d.Certificate = &c
 		}
 		return nil
@@ -219,7 +219,7 @@ func (s *Store) Import(d Document, by string) error {
 			return err
 		}
 		if d.Certificate != nil {
-			if err := t.PutCertificate(*d.Certificate); err != nil {
+			if err := t.PutCertificate(CertGateway, *d.Certificate); err != nil {
 				return err
 			}
 		}

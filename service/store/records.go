@@ -110,15 +110,23 @@ type Certificate struct {
 	KeyPEM []byte `json:"keyPEM"`
 }
 
-// Certificate returns the stored gateway certificate.
-func (t *Tx) Certificate() (Certificate, error) {
+// Certificate names in the certificates bucket.
+const (
+	// CertGateway is the portal's HTTPS certificate (exported and imported).
+	CertGateway = "gateway"
+	// CertAdmin is the admin API's own certificate (this node only).
+	CertAdmin = "admin"
+)
+
+// Certificate returns a stored certificate by name.
+func (t *Tx) Certificate(name string) (Certificate, error) {
 	var c Certificate
-	err := t.get(bCerts, kGateway, &c)
+	err := t.get(bCerts, []byte(name), &c)
 	return c, err
 }
 
-// PutCertificate stores the gateway certificate.
-func (t *Tx) PutCertificate(c Certificate) error { return t.put(bCerts, kGateway, c) }
+// PutCertificate stores a certificate under name.
+func (t *Tx) PutCertificate(name string, c Certificate) error { return t.put(bCerts, []byte(name), c) }
 
 // Preference returns a per-user preference value (e.g. the chosen launch
 // method); "" when unset.

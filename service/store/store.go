@@ -45,7 +45,6 @@ var (
 	kSchema   = []byte("schema")
 	kSite     = []byte("site")
 	kOrder    = []byte("order")
-	kGateway  = []byte("gateway")
 	kFirstRun = []byte("firstRun")
 )
 

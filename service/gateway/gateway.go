@@ -1,0 +1,405 @@
+// Package gateway assembles the running Portico gateway: it opens the store,
+// performs first-run set-up (admin account, admin token, certificates),
+// publishes the configuration snapshot, and owns the listeners: HTTPS
+// (portal, relays; or raw forwarding in Forwarding mode), the HTTP
+// redirector and the loopback admin API. It decides nothing about settings
+// (service/config does) and serves no page itself beyond the redirect and
+// the "portal unavailable" answer.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"portico/service/admin"
+	"portico/service/config"
+	"portico/service/directory"
+	"portico/service/secret"
+	"portico/service/sessions"
+	"portico/service/store"
+	"portico/service/tlscert"
+)
+
+// Options configure a Gateway. Empty listen addresses fall back to the
+// stored ones (flags win over the store).
+type Options struct {
+	// DataDir holds the store, keys, certificates and the admin token.
+	DataDir string
+	// HTTPSAddr, HTTPAddr and AdminAddr override the stored listen addresses.
+	HTTPSAddr, HTTPAddr, AdminAddr string
+	// AdminPassword is the first-run admin password; "" generates one.
+	AdminPassword string
+	// Version is the build version shown in status.
+	Version string
+	// Logger receives structured logs.
+	Logger *slog.Logger
+	// Out receives the one-time first-run message (credentials, URL).
+	Out io.Writer
+	// Portal builds the handler for everything on the HTTPS port that the
+	// gateway itself does not serve (the User Portal, its APIs, relays and
+	// static files) from the gateway's parts. Nil serves only the gateway's
+	// own answers (tests of the gateway alone).
+	Portal func(Parts) http.Handler
+}
+
+// Parts are the running gateway's pieces a portal is built from.
+type Parts struct {
+	Live     *config.Live
+	Store    *store.Store
+	Secrets  *secret.Box
+	Sessions *sessions.Registry
+	Logger   *slog.Logger
+}
+
+// Files in the data directory besides the store.
+const (
+	// TokenFile holds the admin API bearer token (0600).
+	TokenFile = "admin.token"
+	// EndpointFile tells local admin clients where the admin API is and
+	// which certificate it presents (not secret).
+	EndpointFile = "admin-endpoint.json"
+)
+
+// Gateway is a running (or ready to run) gateway.
+type Gateway struct {
+	opt      Options
+	log      *slog.Logger
+	store    *store.Store
+	live     *config.Live
+	certs    *tlscert.Manager
+	adminTLS *tlscert.Manager
+	box      *secret.Box
+	sessions *sessions.Registry
+	token    string
+	started  time.Time
+
+	mu        sync.Mutex
+	listeners []admin.Listener
+	servers   []*http.Server
+	disp      *dispatcher
+	stopOnce  sync.Once
+	portal    http.Handler
+}
+
+// New opens the data directory and prepares everything short of listening.
+func New(opt Options) (*Gateway, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Out == nil {
+		opt.Out = io.Discard
+	}
+	if err := os.MkdirAll(opt.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := store.Open(opt.DataDir, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{opt: opt, log: opt.Logger, store: st, sessions: sessions.NewRegistry(), started: time.Now()}
+	if err := g.init(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) init() error {
+	var err error
+	if g.box, err = secret.Open(g.opt.DataDir); err != nil {
+		return err
+	}
+	if err := g.firstRun(); err != nil {
+		return err
+	}
+	if g.token, err = loadOrCreateToken(filepath.Join(g.opt.DataDir, TokenFile)); err != nil {
+		return err
+	}
+	var snap *config.Snapshot
+	if err := g.store.View(func(t *store.Tx) error {
+		snap, err = t.Snapshot(config.DefaultGatewayID)
+		return err
+	}); err != nil {
+		return fmt.Errorf("load configuration: %w", err)
+	}
+	g.live = config.NewLive(snap)
+	if g.certs, err = tlscert.Open(certStorage{g.store, store.CertGateway}, snap.Gateway.PublicHosts); err != nil {
+		return fmt.Errorf("gateway certificate: %w", err)
+	}
+	if g.adminTLS, err = tlscert.Open(certStorage{g.store, store.CertAdmin}, []string{"127.0.0.1", "::1", "localhost"}); err != nil {
+		return fmt.Errorf("admin API certificate: %w", err)
+	}
+	if g.opt.Portal != nil {
+		g.portal = g.opt.Portal(Parts{Live: g.live, Store: g.store, Secrets: g.box, Sessions: g.sessions, Logger: g.log})
+	}
+	return nil
+}
+
+// firstRun creates the administrator account once, printing its password.
+func (g *Gateway) firstRun() error {
+	return g.store.Update(func(t *store.Tx) error {
+		if t.FirstRunDone() {
+			return nil
+		}
+		pw := g.opt.AdminPassword
+		if pw == "" {
+			var err error
+			if pw, err = directory.GeneratePassword(); err != nil {
+				return err
+			}
+		}
+		hash, err := directory.HashPassword(pw)
+		if err != nil {
+			return fmt.Errorf("first-run admin password: %w", err)
+		}
+		if err := t.PutUser(directory.User{Username: "admin", DisplayName: "Administrator", Groups: []string{}, Admin: true, PasswordHash: hash}); err != nil {
+			return err
+		}
+		if err := t.AppendAudit(store.Event{Type: "firstrun", User: "admin", Detail: "created the administrator account"}); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.opt.Out, "\nFirst run: sign in to the User Portal as\n  user:     admin\n  password: %s\n(shown once; change it in the admin GUI)\n\n", pw)
+		return t.MarkFirstRunDone()
+	})
+}
+
+// certStorage keeps a certificate in the store's certificates bucket, so
+// it lives in the one bbolt file and travels with exports.
+type certStorage struct {
+	st   *store.Store
+	name string
+}
+
+func (c certStorage) Load() ([]byte, []byte, error) {
+	var cert store.Certificate
+	err := c.st.View(func(t *store.Tx) (err error) { cert, err = t.Certificate(c.name); return })
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, tlscert.ErrNotStored
+	}
+	return cert.CertPEM, cert.KeyPEM, err
+}
+
+func (c certStorage) Save(certPEM, keyPEM []byte) error {
+	return c.st.Update(func(t *store.Tx) error {
+		return t.PutCertificate(c.name, store.Certificate{CertPEM: certPEM, KeyPEM: keyPEM})
+	})
+}
+
+func loadOrCreateToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		tok := string(trimSpace(b))
+		if len(tok) < 32 {
+			return "", fmt.Errorf("%s is damaged: delete it and restart to make a new token", path)
+		}
+		return tok, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate admin token: %w", err)
+	}
+	tok := hex.EncodeToString(b)
+	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return tok, nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// writeFileAtomic writes via a temp file and rename so a crash never leaves
+// a half-written file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil && runtime.GOOS != "windows" {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Live returns the configuration publisher.
+func (g *Gateway) Live() *config.Live { return g.live }
+
+// Store returns the store (for the portal's sign-in and sessions).
+func (g *Gateway) Store() *store.Store { return g.store }
+
+// Sessions returns the live-session registry.
+func (g *Gateway) Sessions() *sessions.Registry { return g.sessions }
+
+// Secrets returns the credential sealing box.
+func (g *Gateway) Secrets() *secret.Box { return g.box }
+
+// Certificates returns the gateway's TLS certificate manager.
+func (g *Gateway) Certificates() *tlscert.Manager { return g.certs }
+
+// listenAddrs resolves flags over stored values.
+func (g *Gateway) listenAddrs() (https, httpAddr, adminAddr string) {
+	l := g.live.Load().Gateway.Listen
+	pick := func(flag, stored, def string) string {
+		if flag != "" {
+			return flag
+		}
+		if stored != "" {
+			return stored
+		}
+		return def
+	}
+	return pick(g.opt.HTTPSAddr, l.HTTPS, config.DefaultHTTPSAddr),
+		pick(g.opt.HTTPAddr, l.HTTP, config.DefaultHTTPAddr),
+		pick(g.opt.AdminAddr, l.Admin, config.DefaultAdminAddr)
+}
+
+// Start binds every listener and starts serving. It returns once the
+// listeners are bound, so callers (and tests) can read Listeners().
+func (g *Gateway) Start(ctx context.Context) error {
+	httpsAddr, httpAddr, adminAddr := g.listenAddrs()
+	if err := config.ValidateLoopbackAddr(adminAddr); err != nil {
+		return fmt.Errorf("admin address %s: %w", adminAddr, err)
+	}
+	httpsLn, err := net.Listen("tcp", httpsAddr)
+	if err != nil {
+		return fmt.Errorf("listen HTTPS on %s: %w", httpsAddr, err)
+	}
+	httpLn, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		httpsLn.Close()
+		return fmt.Errorf("listen HTTP on %s: %w", httpAddr, err)
+	}
+	adminLn, err := net.Listen("tcp", adminAddr)
+	if err != nil {
+		httpsLn.Close()
+		httpLn.Close()
+		return fmt.Errorf("listen admin API on %s: %w", adminAddr, err)
+	}
+
+	g.disp = newDispatcher(httpsLn, g.live, g.log)
+	httpsPort := httpsLn.Addr().(*net.TCPAddr).Port
+	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)
+
+	main := &http.Server{Handler: hsts(g.mainHandler()), TLSConfig: g.certs.TLSConfig(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
+	redirect := &http.Server{Handler: redirectHandler(httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	adminCfg := g.adminTLS.TLSConfig()
+	adminSrv := &http.Server{Handler: admin.New(g.adminDeps()), TLSConfig: adminCfg, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+
+	g.mu.Lock()
+	g.servers = []*http.Server{main, redirect, adminSrv}
+	g.listeners = []admin.Listener{
+		{Name: "https", Addr: httpsLn.Addr().String()},
+		{Name: "http-redirect", Addr: httpLn.Addr().String()},
+		{Name: "admin", Addr: adminLn.Addr().String()},
+	}
+	g.mu.Unlock()
+
+	if err := g.writeEndpoint(adminLn.Addr().String()); err != nil {
+		g.log.Warn("could not write admin endpoint file", "err", err)
+	}
+	go g.disp.serve()
+	go serveLogged(g.log, "https", func() error { return main.ServeTLS(g.disp, "", "") })
+	go serveLogged(g.log, "http", func() error { return redirect.Serve(httpLn) })
+	go serveLogged(g.log, "admin", func() error { return adminSrv.Serve(tls.NewListener(adminLn, adminCfg)) })
+	g.log.Info("gateway listening", "https", httpsLn.Addr().String(), "http", httpLn.Addr().String(), "admin", adminLn.Addr().String(), "mode", g.live.Load().Gateway.Mode)
+	return nil
+}
+
+func serveLogged(log *slog.Logger, name string, serve func() error) {
+	if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		log.Error("listener stopped", "listener", name, "err", err)
+	}
+}
+
+func (g *Gateway) writeEndpoint(addr string) error {
+	info := g.adminTLS.Info()
+	data, _ := json.MarshalIndent(map[string]string{"url": "https://" + addr, "certSHA256": info.SHA256}, "", "  ")
+	return writeFileAtomic(filepath.Join(g.opt.DataDir, EndpointFile), append(data, '\n'), 0o644)
+}
+
+// Listeners returns the bound addresses.
+func (g *Gateway) Listeners() []admin.Listener {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]admin.Listener(nil), g.listeners...)
+}
+
+// Token returns the admin API token.
+func (g *Gateway) Token() string { return g.token }
+
+// Shutdown stops accepting, lets in-flight requests finish (until ctx
+// ends), ends live sessions, and closes the store.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var err error
+	g.stopOnce.Do(func() {
+		g.mu.Lock()
+		servers := g.servers
+		g.mu.Unlock()
+		if g.disp != nil {
+			g.disp.Close()
+		}
+		var wg sync.WaitGroup
+		for _, s := range servers {
+			wg.Add(1)
+			go func(s *http.Server) {
+				defer wg.Done()
+				if e := s.Shutdown(ctx); e != nil {
+					s.Close()
+				}
+			}(s)
+		}
+		wg.Wait()
+		g.sessions.DisconnectWhere(func(sessions.Info) bool { return true }, "the gateway is shutting down")
+		if g.disp != nil {
+			g.disp.closeForwarded()
+		}
+		err = g.store.Close()
+		g.log.Info("gateway stopped")
+	})
+	return err
+}
+
+// Run starts the gateway and serves until ctx is cancelled, then shuts
+// down gracefully (in-flight requests get up to 15 s).
+func (g *Gateway) Run(ctx context.Context) error {
+	if err := g.Start(ctx); err != nil {
+		g.store.Close()
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return g.Shutdown(sctx)
+}
