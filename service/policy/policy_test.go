@@ -75,11 +75,11 @@ func TestClientOS(t *testing.T) {
 	for ua, want := range map[string]string{
 		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120": "windows",
 		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/156":   "linux",
-		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0)":                             "macos",
-		"Mozilla/5.0 (Linux; Android 14; Pixel 8)":                                 "android",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)":                   "ios",
-		"portico-client/1.0 (windows)":                                             "windows",
-		"curl/8.0":                                                                 "other",
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0)":                            "macos",
+		"Mozilla/5.0 (Linux; Android 14; Pixel 8)":                                "android",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)":                  "ios",
+		"portico-client/1.0 (windows)":                                            "windows",
+		"curl/8.0":                                                                "other",
 	} {
 		if got := ClientOS(ua); got != want {
 			t.Errorf("%q → %s, want %s", ua, got, want)
