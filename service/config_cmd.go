@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"portico/service/admin"
@@ -24,7 +25,7 @@ var configPaths = map[string]string{
 func configCmd(args []string, stdout, stderr io.Writer) int {
 	var f flags
 	fs := newFlagSet("config", &f, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(flagsFirst(args)); err != nil {
 		return 2
 	}
 	rest := fs.Args()
@@ -86,4 +87,24 @@ func readArg(name string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return b, nil
+}
+
+// flagsFirst moves "--name value" / "--name=value" arguments before the
+// positional ones, so "config get status --data-dir X" works as well as
+// "config --data-dir X get status".
+func flagsFirst(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		if !strings.Contains(a, "=") && i+1 < len(args) {
+			flags = append(flags, args[i+1])
+			i++
+		}
+	}
+	return append(flags, pos...)
 }

@@ -333,8 +333,19 @@ func (g *Gateway) Start(ctx context.Context) error {
 	go serveLogged(g.log, "https", func() error { return main.ServeTLS(g.disp, "", "") })
 	go serveLogged(g.log, "http", func() error { return redirect.Serve(httpLn) })
 	go serveLogged(g.log, "admin", func() error { return adminSrv.Serve(tls.NewListener(adminLn, adminCfg)) })
+	fmt.Fprintf(g.opt.Out, "Portico gateway %s: User Portal at https://%s%s/ (admin API on %s)\n", g.opt.Version, displayAddr(httpsLn.Addr()), g.live.Load().Effective.Portal.Web.Path, adminLn.Addr())
 	g.log.Info("gateway listening", "https", httpsLn.Addr().String(), "http", httpLn.Addr().String(), "admin", adminLn.Addr().String(), "mode", g.live.Load().Gateway.Mode)
 	return nil
+}
+
+// displayAddr turns a listen address into one a person can open.
+func displayAddr(a net.Addr) string {
+	t := a.(*net.TCPAddr)
+	host := t.IP.String()
+	if t.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, fmt.Sprint(t.Port))
 }
 
 func serveLogged(log *slog.Logger, name string, serve func() error) {
