@@ -223,7 +223,7 @@ func (t *Throttle) Fail(keys ...string) {
 		}
 		s.fails++
 		s.last = now
-		if over := s.fails - FreeAttempts; over > 0 {
+		if over := s.fails - FreeAttempts + 1; over > 0 {
 			d := BaseDelay << min(over-1, 20)
 			if d > MaxDelay {
 				d = MaxDelay

@@ -1,0 +1,141 @@
+package portal
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"portico/service/config"
+	"portico/service/policy"
+	"portico/service/store"
+)
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func (p *Portal) apiResources(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r)
+	if s == nil {
+		return
+	}
+	writeJSON(w, http.StatusOK, p.assigned(snap(r), s))
+}
+
+// launchReply tells the page where to open the session.
+type launchReply struct {
+	// URL is the session page; the ticket travels in the fragment so it is
+	// never sent in a Referer or logged by a proxy.
+	URL string `json:"url"`
+	// NewTab says whether the page may open it in a new tab.
+	NewTab bool `json:"newTab"`
+}
+
+// apiLaunch issues a launch ticket for an assigned resource.
+func (p *Portal) apiLaunch(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r)
+	if s == nil {
+		return
+	}
+	if !checkCSRF(r, s.CSRF) {
+		writeJSONError(w, http.StatusForbidden, "This request did not come from the portal page: reload the page and try again.")
+		return
+	}
+	sn := snap(r)
+	id := r.PathValue("id")
+	res, ok := sn.Resource(id)
+	if !ok || !isAssigned(res, s) {
+		p.audit(store.Event{Type: "launch.refused", User: s.User, ClientIP: p.clientIP(r), Resource: id, Detail: "resource not assigned to the user"})
+		writeJSONError(w, http.StatusForbidden, "This resource is not assigned to you (or no longer exists). Ask your administrator for access.")
+		return
+	}
+	if !p.VendorBuilt() {
+		writeJSONError(w, http.StatusServiceUnavailable, "The web client files are missing on the gateway: the administrator must build them (make assets).")
+		return
+	}
+	t, err := p.tickets.Issue(Ticket{
+		Resource: res.ID, User: s.User, PortalSession: s.ID(), ClientIP: p.clientIP(r), ReportedIP: s.ReportedIP,
+		ClientOS: policy.ClientOS(r.UserAgent()), Groups: s.Groups,
+	}, TicketTTL)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "Could not issue a launch ticket. Please try again.")
+		return
+	}
+	p.audit(store.Event{Type: "launch", User: s.User, ClientIP: p.clientIP(r), ReportedIP: s.ReportedIP, Resource: res.ID, Detail: fmt.Sprintf("%s session requested", res.Protocol)})
+	writeJSON(w, http.StatusOK, launchReply{URL: base(r) + "/session/" + res.ID + "#ticket=" + t, NewTab: sn.Effective.Portal.Client.OpenInNewTab})
+}
+
+// apiClientIP records the public IP the browser got from the client IP
+// detection service.
+func (p *Portal) apiClientIP(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r)
+	if s == nil {
+		return
+	}
+	if !checkCSRF(r, s.CSRF) {
+		writeJSONError(w, http.StatusForbidden, "This request did not come from the portal page.")
+		return
+	}
+	var in struct {
+		IP string `json:"ip"`
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 1024)
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || net.ParseIP(strings.TrimSpace(in.IP)) == nil {
+		writeJSONError(w, http.StatusBadRequest, "Send {\"ip\": \"<address>\"}.")
+		return
+	}
+	ip := net.ParseIP(strings.TrimSpace(in.IP)).String()
+	p.sessions.Update(s, func(s *Session) { s.ReportedIP = ip })
+	p.audit(store.Event{Type: "client.ip", User: s.User, ClientIP: p.clientIP(r), ReportedIP: ip, Detail: "reported by the client IP detection service"})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sessionView is what the session page gets to know.
+type sessionView struct {
+	Resource     resourceView
+	Clipboard    config.Transfer
+	FileTransfer config.Transfer
+	ClipToServer bool
+	ClipToClient bool
+	Upload       bool
+	Download     bool
+}
+
+// sessionPage renders the page that runs the protocol's web client. The
+// ticket is read from the URL fragment by the page's script.
+func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r)
+	if s == nil {
+		return
+	}
+	sn := snap(r)
+	res, ok := sn.Resource(r.PathValue("id"))
+	if !ok || !isAssigned(res, s) {
+		p.errorPage(w, r, http.StatusForbidden, "Not assigned", "This resource is not assigned to you (or no longer exists).", "Go back to your resources and pick another one, or ask your administrator for access.")
+		return
+	}
+	d := p.decide(res, sn, s.User, s.Groups, policy.ClientOS(r.UserAgent()), p.clientIP(r))
+	v := sessionView{
+		Resource:  resourceView{ID: res.ID, Name: res.Name, Icon: res.Icon, Kind: string(res.Kind), Protocol: string(res.Protocol)},
+		Clipboard: d.Clipboard, FileTransfer: d.FileTransfer,
+		ClipToServer: d.Clipboard.ClientToServer(), ClipToClient: d.Clipboard.ServerToClient(),
+		Upload: d.FileTransfer.ClientToServer(), Download: d.FileTransfer.ServerToClient(),
+	}
+	p.render(w, r, http.StatusOK, "session.html", pageData{Title: res.Name, Session: s, Data: v})
+}
+
+// decide asks service/policy for the effective directions of a session.
+func (p *Portal) decide(res config.Resource, sn *config.Snapshot, user string, groups []string, os, ip string) policy.Decision {
+	return policy.Decide(res, sn.Effective.Portal, sn.Policies, policy.Client{
+		User: user, Groups: groups, OS: os, IP: net.ParseIP(ip), Gateway: sn.Gateway.ID,
+	})
+}

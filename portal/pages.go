@@ -1,0 +1,279 @@
+package portal
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"portico/service/config"
+	"portico/service/directory"
+	"portico/service/store"
+)
+
+// preAuthCookie carries the sign-in form's CSRF token before a session
+// exists (double-submit), so a foreign site cannot sign a user in.
+const preAuthSuffix = "_signin"
+
+// cookie builds the portal cookie with the configured name. SameSite=None
+// only when embedding is allowed, so sign-in works inside a frame.
+func (p *Portal) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
+	s := snap(r)
+	c := &http.Cookie{Name: name, Value: value, Path: s.Effective.Portal.Web.Path + "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: maxAge}
+	if s.Effective.Portal.Restrictions.AllowEmbedding {
+		c.SameSite = http.SameSiteNoneMode
+	}
+	if strings.HasPrefix(name, "__Host-") {
+		c.Path = "/"
+	}
+	return c
+}
+
+func cookieName(r *http.Request) string { return snap(r).Effective.Portal.Web.CookieName }
+
+// current returns the signed-in session, or nil.
+func (p *Portal) current(r *http.Request) *Session {
+	c, err := r.Cookie(cookieName(r))
+	if err != nil {
+		return nil
+	}
+	return p.sessions.Get(c.Value)
+}
+
+// checkCSRF verifies the token of a state-changing request: a form field
+// or the X-CSRF-Token header must equal the session's token.
+func checkCSRF(r *http.Request, want string) bool {
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = r.PostFormValue("csrf")
+	}
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+type loginHint struct {
+	Label, Placeholder, Example string
+}
+
+func hint(s *config.Snapshot) loginHint {
+	if s.Effective.Portal.Restrictions.PreWindows2000Login {
+		return loginHint{Label: `User name (DOMAIN\user)`, Placeholder: `DOMAIN\user`, Example: `OFFICE\alice`}
+	}
+	return loginHint{Label: "User name (user@domain)", Placeholder: "user@domain", Example: "alice@office.example.com"}
+}
+
+type pageData struct {
+	Title    string
+	Base     string
+	Nonce    string
+	Session  *Session
+	CSRF     string
+	Notice   string
+	Error    string
+	Hint     loginHint
+	Username string
+	Data     any
+}
+
+func (p *Portal) render(w http.ResponseWriter, r *http.Request, code int, name string, d pageData) {
+	d.Base, d.Nonce = base(r), nonce(r)
+	if d.Session != nil {
+		d.CSRF = d.Session.CSRF
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if err := p.tpl.ExecuteTemplate(w, name, d); err != nil {
+		p.Logger.Error("render page", "page", name, "err", err)
+	}
+}
+
+// errorPage shows what happened and what to do.
+func (p *Portal) errorPage(w http.ResponseWriter, r *http.Request, code int, title, msg, action string) {
+	if wantsJSON(r) {
+		writeJSONError(w, code, title+": "+msg)
+		return
+	}
+	p.render(w, r, code, "error.html", pageData{Title: title, Session: p.current(r), Error: msg, Notice: action})
+}
+
+func wantsJSON(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/api/") || strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
+	s := p.current(r)
+	if s == nil {
+		p.signInPage(w, r, http.StatusOK, "", "")
+		return
+	}
+	notice := s.Notice
+	if notice != "" {
+		p.sessions.Update(s, func(s *Session) { s.Notice = "" })
+	}
+	snapshot := snap(r)
+	p.render(w, r, http.StatusOK, "home.html", pageData{Title: "Your desktops and applications", Session: s, Notice: notice, Data: homeData{
+		Resources:   p.assigned(snapshot, s),
+		NewTab:      snapshot.Effective.Portal.Client.OpenInNewTab,
+		IPDetectURL: ipDetectURL(snapshot),
+	}})
+}
+
+type homeData struct {
+	Resources   []resourceView
+	NewTab      bool
+	IPDetectURL string
+}
+
+func ipDetectURL(s *config.Snapshot) string {
+	if d := s.Effective.Portal.Client.IPDetection; d.Enabled {
+		return d.URL
+	}
+	return ""
+}
+
+// resourceView is what the browser may know about a resource: never its
+// host, port or credentials.
+type resourceView struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Icon        string `json:"icon"`
+	Kind        string `json:"kind"`
+	Protocol    string `json:"protocol"`
+}
+
+// assigned lists the resources assigned to the session's user, by name.
+func (p *Portal) assigned(s *config.Snapshot, sess *Session) []resourceView {
+	out := []resourceView{}
+	for _, r := range s.Resources {
+		if isAssigned(r, sess) {
+			out = append(out, resourceView{ID: r.ID, Name: r.Name, Description: r.Description, Icon: r.Icon, Kind: string(r.Kind), Protocol: string(r.Protocol)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+	return out
+}
+
+func isAssigned(r config.Resource, s *Session) bool {
+	for _, u := range r.Users {
+		if strings.EqualFold(u, s.User) {
+			return true
+		}
+	}
+	for _, g := range r.Groups {
+		for _, ug := range s.Groups {
+			if strings.EqualFold(g, ug) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (p *Portal) signInPage(w http.ResponseWriter, r *http.Request, code int, msg, username string) {
+	tok := randomToken()
+	http.SetCookie(w, p.cookie(r, cookieName(r)+preAuthSuffix, tok, 3600))
+	p.render(w, r, code, "signin.html", pageData{Title: "Sign in", CSRF: tok, Error: msg, Hint: hint(snap(r)), Username: username})
+}
+
+func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	pre, err := r.Cookie(cookieName(r) + preAuthSuffix)
+	if err != nil || r.PostFormValue("csrf") == "" || subtle.ConstantTimeCompare([]byte(pre.Value), []byte(r.PostFormValue("csrf"))) != 1 {
+		p.signInPage(w, r, http.StatusForbidden, "Your sign-in form expired. Please try again.", "")
+		return
+	}
+	ip := p.clientIP(r)
+	typed := r.PostFormValue("username")
+	password := r.PostFormValue("password")
+	s := snap(r)
+	login, err := directory.ParseLogin(typed)
+	if err != nil {
+		p.signInPage(w, r, http.StatusBadRequest, fmt.Sprintf("%v. Sign in as %s.", err, hint(s).Example), typed)
+		return
+	}
+	account := "user:" + strings.ToLower(login.Username)
+	if err := p.throttle.Check("ip:"+ip, account); err != nil {
+		p.audit(store.Event{Type: "signin.throttled", User: login.Username, ClientIP: ip, Detail: err.Error()})
+		w.Header().Set("Retry-After", fmt.Sprint(int(err.(ErrThrottled).Wait.Seconds()+1)))
+		p.signInPage(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins. Try again in %d s.", int(err.(ErrThrottled).Wait.Seconds()+0.999)), typed)
+		return
+	}
+	var u directory.User
+	err = p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(login.Username); return })
+	ok := err == nil && u.MatchesDomain(login.Domain) && directory.CheckPassword(u.PasswordHash, password)
+	if !ok {
+		if err != nil {
+			// Same work as a real check, so timing does not reveal which accounts exist.
+			directory.CheckPassword(dummyHash, password)
+		}
+		p.throttle.Fail("ip:"+ip, account)
+		p.audit(store.Event{Type: "signin.fail", User: login.Username, ClientIP: ip, Detail: "wrong user name or password"})
+		p.signInPage(w, r, http.StatusUnauthorized, "Wrong user name or password. Check both and try again.", typed)
+		return
+	}
+	if u.Disabled {
+		p.audit(store.Event{Type: "signin.fail", User: u.Username, ClientIP: ip, Detail: "account disabled"})
+		p.signInPage(w, r, http.StatusForbidden, "Your account is disabled. Ask your administrator to enable it.", typed)
+		return
+	}
+	p.throttle.Succeed(account)
+	notice := ""
+	pre2000 := s.Effective.Portal.Restrictions.PreWindows2000Login
+	if (pre2000 && login.Format == "upn") || (!pre2000 && login.Format == "downlevel") {
+		right := u.Username + "@" + strings.ToLower(orDefault(u.Domain, "domain"))
+		if pre2000 {
+			right = orDefault(u.Domain, "DOMAIN") + `\` + u.Username
+		}
+		notice = "This portal uses the " + map[bool]string{true: `DOMAIN\user`, false: "user@domain"}[pre2000] + " sign-in format: next time sign in as " + right + "."
+	}
+	value, _, err := p.sessions.Create(Session{User: u.Username, Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice})
+	if err != nil {
+		p.errorPage(w, r, http.StatusInternalServerError, "Sign-in failed", "The gateway could not start your session. Please try again.", "")
+		return
+	}
+	p.audit(store.Event{Type: "signin.ok", User: u.Username, ClientIP: ip})
+	http.SetCookie(w, p.cookie(r, cookieName(r)+preAuthSuffix, "", -1))
+	http.SetCookie(w, p.cookie(r, cookieName(r), value, int(AbsoluteTimeout/time.Second)))
+	http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
+}
+
+// dummyHash is checked against when the account does not exist.
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$4kNyYWsDBWRAzG6bw0X9cGaFg8fZ8ZrnYOqZcZz2ELA"
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (p *Portal) signOut(w http.ResponseWriter, r *http.Request) {
+	s := p.current(r)
+	if s != nil {
+		if !checkCSRF(r, s.CSRF) {
+			p.errorPage(w, r, http.StatusForbidden, "Sign-out refused", "The request did not come from this portal's page.", "")
+			return
+		}
+		p.sessions.Delete(s.ID())
+		p.audit(store.Event{Type: "signout", User: s.User, ClientIP: p.clientIP(r)})
+	}
+	http.SetCookie(w, p.cookie(r, cookieName(r), "", -1))
+	http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
+}
+
+// requireSession returns the session or answers "signed out".
+func (p *Portal) requireSession(w http.ResponseWriter, r *http.Request) *Session {
+	s := p.current(r)
+	if s == nil {
+		if wantsJSON(r) {
+			writeJSONError(w, http.StatusUnauthorized, "You are signed out. Sign in again.")
+		} else {
+			http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
+		}
+		return nil
+	}
+	return s
+}

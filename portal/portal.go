@@ -1,0 +1,234 @@
+// Package portal is the end-user web portal: sign-in, the list of published
+// resources, launch tickets, the session pages and the relay endpoints the
+// pages connect to, under the User Portal URL path from the effective
+// settings. It applies the portal's security headers, cookies, CSRF checks
+// and throttling. It takes every setting from the live config snapshot and
+// every clipboard/file-transfer decision from service/policy; it never
+// writes configuration.
+package portal
+
+import (
+	"context"
+	"embed"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"portico/service/config"
+	"portico/service/secret"
+	"portico/service/sessions"
+	"portico/service/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// Deps are what the portal needs from the gateway.
+type Deps struct {
+	// Live is the configuration snapshot publisher.
+	Live *config.Live
+	// Store persists portal sessions, preferences and the audit log.
+	Store *store.Store
+	// Secrets opens the sealed host credentials.
+	Secrets *secret.Box
+	// Sessions is the live remote-session registry.
+	Sessions *sessions.Registry
+	// Static serves /static/ (the embedded web assets).
+	Static http.Handler
+	// AssetURL maps a logical asset path to its content-hashed URL.
+	AssetURL func(string) string
+	// VendorBuilt reports whether the npm-built browser clients are present.
+	VendorBuilt func() bool
+	// Dial opens backend connections; nil uses a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Logger receives structured logs.
+	Logger *slog.Logger
+}
+
+// Portal is the portal's http.Handler.
+type Portal struct {
+	Deps
+	tickets  *Tickets
+	sessions *SessionStore
+	throttle *Throttle
+	tpl      *template.Template
+	mux      *http.ServeMux
+	relays   relayState
+}
+
+// New builds the portal.
+func New(d Deps) *Portal {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Dial == nil {
+		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		d.Dial = dialer.DialContext
+	}
+	if d.AssetURL == nil {
+		d.AssetURL = func(p string) string { return "/static/" + p }
+	}
+	if d.VendorBuilt == nil {
+		d.VendorBuilt = func() bool { return true }
+	}
+	p := &Portal{
+		Deps:     d,
+		tickets:  NewTickets(),
+		sessions: NewSessionStore(d.Store),
+		throttle: NewThrottle(),
+		mux:      http.NewServeMux(),
+	}
+	p.tpl = template.Must(template.New("").Funcs(template.FuncMap{
+		"asset": func(s string) string { return d.AssetURL(s) },
+	}).ParseFS(templateFS, "templates/*.html"))
+	p.routes()
+	return p
+}
+
+func (p *Portal) routes() {
+	m := p.mux
+	m.HandleFunc("GET /{$}", p.home)
+	m.HandleFunc("POST /signin", p.signIn)
+	m.HandleFunc("POST /signout", p.signOut)
+	m.HandleFunc("GET /api/resources", p.apiResources)
+	m.HandleFunc("POST /api/launch/{id}", p.apiLaunch)
+	m.HandleFunc("POST /api/client-ip", p.apiClientIP)
+	m.HandleFunc("GET /session/{id}", p.sessionPage)
+	p.relayRoutes(m)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		p.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.", "")
+	})
+}
+
+// ctxKey keys request-scoped values.
+type ctxKey int
+
+const (
+	keyBase ctxKey = iota
+	keySnap
+	keyNonce
+)
+
+// base returns the portal path the request was routed under.
+func base(r *http.Request) string { s, _ := r.Context().Value(keyBase).(string); return s }
+
+// snap returns the snapshot the request is served with (one per request,
+// so a concurrent change never mixes two configurations in one answer).
+func snap(r *http.Request) *config.Snapshot { s, _ := r.Context().Value(keySnap).(*config.Snapshot); return s }
+
+func nonce(r *http.Request) string { s, _ := r.Context().Value(keyNonce).(string); return s }
+
+// ServeHTTP routes a request under the configured portal path.
+func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := p.Live.Load()
+	if strings.HasPrefix(r.URL.Path, "/static/") {
+		p.Static.ServeHTTP(w, r)
+		return
+	}
+	path := s.Effective.Portal.Web.Path
+	if r.URL.Path == path {
+		http.Redirect(w, r, path+"/", http.StatusFound)
+		return
+	}
+	rel, ok := strings.CutPrefix(r.URL.Path, path)
+	if !ok || !strings.HasPrefix(rel, "/") {
+		p.securityHeaders(w, r, s, "")
+		http.NotFound(w, r)
+		return
+	}
+	n := randomToken()[:22]
+	ctx := context.WithValue(r.Context(), keyBase, path)
+	ctx = context.WithValue(ctx, keySnap, s)
+	ctx = context.WithValue(ctx, keyNonce, n)
+	r2 := r.Clone(ctx)
+	r2.URL.Path = rel
+	r2.URL.RawPath = ""
+	p.securityHeaders(w, r, s, n)
+	if p.cors(w, r2, s) {
+		return
+	}
+	p.mux.ServeHTTP(w, r2)
+}
+
+// securityHeaders sets the headers every portal answer carries. Framing
+// follows "Allow embedding": refused by default (clickjacking), allowed —
+// optionally only for listed origins — when the admin turns it on.
+func (p *Portal) securityHeaders(w http.ResponseWriter, r *http.Request, s *config.Snapshot, nonce string) {
+	h := w.Header()
+	rs := s.Effective.Portal.Restrictions
+	frame := "'none'"
+	if rs.AllowEmbedding {
+		frame = "*"
+		if len(rs.EmbeddingOrigins) > 0 {
+			frame = strings.Join(rs.EmbeddingOrigins, " ")
+		}
+	} else {
+		h.Set("X-Frame-Options", "DENY")
+	}
+	script := "'self' 'wasm-unsafe-eval'"
+	if nonce != "" {
+		script += " 'nonce-" + nonce + "'"
+	}
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src "+script+"; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' "+wsOrigin(r)+" https: ; frame-ancestors "+frame+"; base-uri 'none'; form-action 'self'; object-src 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Permissions-Policy", "clipboard-read=(self), clipboard-write=(self), camera=(), microphone=(), geolocation=()")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+}
+
+// wsOrigin is the page's own origin with the wss scheme: older browsers
+// do not let 'self' cover WebSocket URLs.
+func wsOrigin(r *http.Request) string {
+	return "wss://" + r.Host
+}
+
+// cors answers CORS for the portal's API paths according to the
+// Restrictions settings; it returns true when it fully answered (preflight).
+func (p *Portal) cors(w http.ResponseWriter, r *http.Request, s *config.Snapshot) bool {
+	origin := r.Header.Get("Origin")
+	c := s.Effective.Portal.Restrictions.CORS
+	if origin == "" || !c.Enabled || !strings.HasPrefix(r.URL.Path, "/api/") {
+		return false
+	}
+	allowed := false
+	for _, o := range c.Origins {
+		if strings.EqualFold(o, origin) {
+			allowed = true
+			break
+		}
+	}
+	w.Header().Add("Vary", "Origin")
+	if !allowed {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, POST")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, X-CSRF-Token")
+		h.Set("Access-Control-Max-Age", strconv.Itoa(c.CacheSeconds))
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
+}
+
+// clientIP is the trusted client IP of a request.
+func (p *Portal) clientIP(r *http.Request) string {
+	ip := ClientIP(r, snap(r).Gateway.TrustedProxies)
+	if ip == nil {
+		return ""
+	}
+	return ip.String()
+}
+
+func (p *Portal) audit(e store.Event) {
+	if err := p.Store.AppendAudit(e); err != nil {
+		p.Logger.Error("audit write failed", "err", err, "event", e.Type)
+	}
+}
