@@ -118,7 +118,10 @@ func base(r *http.Request) string { s, _ := r.Context().Value(keyBase).(string);
 
 // snap returns the snapshot the request is served with (one per request,
 // so a concurrent change never mixes two configurations in one answer).
-func snap(r *http.Request) *config.Snapshot { s, _ := r.Context().Value(keySnap).(*config.Snapshot); return s }
+func snap(r *http.Request) *config.Snapshot {
+	s, _ := r.Context().Value(keySnap).(*config.Snapshot)
+	return s
+}
 
 func nonce(r *http.Request) string { s, _ := r.Context().Value(keyNonce).(string); return s }
 
