@@ -1,0 +1,480 @@
+package vnc
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"portico/service/config"
+)
+
+// Options configure one proxied session.
+type Options struct {
+	// Password answers the host's VNC authentication.
+	Password string
+	// Clipboard is the effective clipboard direction set.
+	Clipboard config.Transfer
+	// MaxCutText caps one clipboard transfer (default 10 MiB); a larger one
+	// ends the session.
+	MaxCutText int
+	// Logger receives debug logs.
+	Logger *slog.Logger
+	// Dropped, if set, counts cut texts dropped by policy:
+	// [0] client→server, [1] server→client.
+	Dropped *[2]atomic.Int64
+}
+
+// Client-to-server message types.
+const (
+	cSetPixelFormat          = 0
+	cSetEncodings            = 2
+	cFramebufferUpdateReq    = 3
+	cKeyEvent                = 4
+	cPointerEvent            = 5
+	cClientCutText           = 6
+	cEnableContinuousUpdates = 150
+	cFence                   = 248
+	cXVP                     = 250
+	cSetDesktopSize          = 251
+	cQEMU                    = 255
+)
+
+// Server-to-client message types.
+const (
+	sFramebufferUpdate = 0
+	sSetColourMap      = 1
+	sBell              = 2
+	sServerCutText     = 3
+	sEndOfContinuous   = 150
+	sFence             = 248
+	sXVP               = 250
+)
+
+// Encodings the proxy can frame. Everything else is removed from the
+// browser's SetEncodings, so the host never uses it.
+var framable = map[int32]bool{
+	0: true, 1: true, 2: true, 5: true, 16: true, // Raw, CopyRect, RRE, Hextile, ZRLE
+	-239: true, -223: true, -224: true, -308: true, -307: true, // Cursor, DesktopSize, LastRect, ExtendedDesktopSize, DesktopName
+	-258: true, -261: true, -312: true, -313: true, -309: true, // QEMU key, QEMU LED, Fence, ContinuousUpdates, xvp
+}
+
+// keepEncoding reports whether the proxy forwards an encoding request.
+// Quality and compression levels carry no data and are kept.
+func keepEncoding(e int32) bool {
+	return framable[e] || (e >= -256 && e <= -247) || (e >= -32 && e <= -23) || (e >= -512 && e <= -412) || (e >= -768 && e <= -763)
+}
+
+// MaxCutTextDefault is the default clipboard size cap.
+const MaxCutTextDefault = 10 << 20
+
+// Proxy does both handshakes and relays until one side closes or ctx ends;
+// it closes both connections before it returns.
+func Proxy(ctx context.Context, browser io.ReadWriteCloser, backend net.Conn, opt Options) error {
+	if opt.MaxCutText <= 0 {
+		opt.MaxCutText = MaxCutTextDefault
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	defer browser.Close()
+	defer backend.Close()
+	stop := context.AfterFunc(ctx, func() { browser.Close(); backend.Close() })
+	defer stop()
+
+	backend.SetDeadline(time.Now().Add(15 * time.Second))
+	si, hostErr := Connect(backend, opt.Password)
+	backend.SetDeadline(time.Time{})
+	if err := serveBrowser(browser, si, hostErr); err != nil {
+		return err
+	}
+	st := &state{}
+	st.bpp.Store(int32(si.PixelFormat[0]) / 8)
+	up := newFramer(browser, backend)
+	down := newFramer(backend, browser)
+	errc := make(chan error, 2)
+	go func() { errc <- up.run(func() error { return up.clientMessage(st, opt) }) }()
+	go func() { errc <- down.run(func() error { return down.serverMessage(st, opt) }) }()
+	err := <-errc
+	browser.Close()
+	backend.Close()
+	<-errc
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// state is shared by both directions.
+type state struct {
+	// bpp is bytes per pixel of the format the host sends (set by the
+	// browser's SetPixelFormat).
+	bpp atomic.Int32
+}
+
+// framer reads whole messages from src and writes them to dst, flushing
+// when src has nothing more buffered, so bursts travel in large writes and
+// a lone message is not delayed.
+type framer struct {
+	r *bufio.Reader
+	w *bufio.Writer
+	// scratch holds small headers so framing allocates nothing per message.
+	scratch [32]byte
+}
+
+func newFramer(src io.Reader, dst io.Writer) *framer {
+	return &framer{r: bufio.NewReaderSize(src, 64<<10), w: bufio.NewWriterSize(dst, 64<<10)}
+}
+
+func (f *framer) run(step func() error) error {
+	for {
+		if err := step(); err != nil {
+			return err
+		}
+		if f.r.Buffered() == 0 {
+			if err := f.w.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// read reads exactly n header bytes and forwards them.
+func (f *framer) read(n int) ([]byte, error) {
+	b, err := f.r.Peek(n)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	if n <= len(f.scratch) {
+		out = f.scratch[:n]
+	} else {
+		out = make([]byte, n)
+	}
+	copy(out, b)
+	f.r.Discard(n)
+	return out, nil
+}
+
+// pass reads n bytes and forwards them.
+func (f *framer) pass(n int) ([]byte, error) {
+	b, err := f.read(n)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.w.Write(b)
+	return b, err
+}
+
+// copyN forwards n payload bytes without holding them.
+func (f *framer) copyN(n int64) error {
+	if n < 0 {
+		return fmt.Errorf("negative length %d", n)
+	}
+	_, err := io.CopyN(f.w, f.r, n)
+	return err
+}
+
+func (f *framer) byte() (byte, error) { return f.r.ReadByte() }
+
+// cutText handles a ClientCutText/ServerCutText whose type byte was read.
+func (f *framer) cutText(typ byte, allowed bool, max int, dropped *atomic.Int64) error {
+	hdr, err := f.read(7)
+	if err != nil {
+		return err
+	}
+	n := int32(binary.BigEndian.Uint32(hdr[3:7]))
+	if n < 0 {
+		return errors.New("extended clipboard message: the extended clipboard was not negotiated")
+	}
+	if int(n) > max {
+		return fmt.Errorf("clipboard transfer of %d bytes exceeds the %d-byte limit", n, max)
+	}
+	if !allowed {
+		if dropped != nil {
+			dropped.Add(1)
+		}
+		_, err := f.r.Discard(int(n))
+		return err
+	}
+	if err := f.w.WriteByte(typ); err != nil {
+		return err
+	}
+	if _, err := f.w.Write(hdr); err != nil {
+		return err
+	}
+	return f.copyN(int64(n))
+}
+
+// clientMessage frames one browser→host message.
+func (f *framer) clientMessage(st *state, opt Options) error {
+	t, err := f.byte()
+	if err != nil {
+		return err
+	}
+	if t == cClientCutText {
+		var d *atomic.Int64
+		if opt.Dropped != nil {
+			d = &opt.Dropped[0]
+		}
+		return f.cutText(t, opt.Clipboard.ClientToServer(), opt.MaxCutText, d)
+	}
+	if t == cSetEncodings {
+		return f.setEncodings()
+	}
+	if err := f.w.WriteByte(t); err != nil {
+		return err
+	}
+	switch t {
+	case cFramebufferUpdateReq, cEnableContinuousUpdates:
+		_, err := f.pass(9)
+		return err
+	case cKeyEvent:
+		_, err := f.pass(7)
+		return err
+	case cPointerEvent:
+		_, err := f.pass(5)
+		return err
+	case cXVP:
+		_, err := f.pass(3)
+		return err
+	case cSetPixelFormat:
+		b, err := f.pass(19)
+		if err != nil {
+			return err
+		}
+		bits := b[3]
+		if bits != 8 && bits != 16 && bits != 32 {
+			return fmt.Errorf("unsupported pixel format of %d bits per pixel", bits)
+		}
+		st.bpp.Store(int32(bits) / 8)
+		return nil
+	case cFence:
+		b, err := f.pass(8)
+		if err != nil {
+			return err
+		}
+		if b[7] > 64 {
+			return fmt.Errorf("fence payload of %d bytes (max 64)", b[7])
+		}
+		_, err = f.pass(int(b[7]))
+		return err
+	case cSetDesktopSize:
+		b, err := f.pass(7)
+		if err != nil {
+			return err
+		}
+		_, err = f.pass(16 * int(b[5]))
+		return err
+	case cQEMU:
+		sub, err := f.pass(1)
+		if err != nil {
+			return err
+		}
+		if sub[0] != 0 {
+			return fmt.Errorf("unsupported QEMU client message subtype %d", sub[0])
+		}
+		_, err = f.pass(10)
+		return err
+	}
+	return fmt.Errorf("browser sent an RFB message of unknown type %d: cannot frame it", t)
+}
+
+// setEncodings rewrites SetEncodings to the encodings the proxy frames.
+func (f *framer) setEncodings() error {
+	hdr, err := f.read(3)
+	if err != nil {
+		return err
+	}
+	n := int(binary.BigEndian.Uint16(hdr[1:3]))
+	if n > 1024 {
+		return fmt.Errorf("SetEncodings with %d encodings (max 1024)", n)
+	}
+	list, err := f.read(4 * n)
+	if err != nil {
+		return err
+	}
+	kept := make([]byte, 0, len(list))
+	for i := 0; i < n; i++ {
+		e := int32(binary.BigEndian.Uint32(list[4*i:]))
+		if keepEncoding(e) {
+			kept = append(kept, list[4*i:4*i+4]...)
+		}
+	}
+	out := []byte{cSetEncodings, 0, 0, 0}
+	binary.BigEndian.PutUint16(out[2:], uint16(len(kept)/4))
+	if _, err := f.w.Write(out); err != nil {
+		return err
+	}
+	_, err = f.w.Write(kept)
+	return err
+}
+
+// serverMessage frames one host→browser message.
+func (f *framer) serverMessage(st *state, opt Options) error {
+	t, err := f.byte()
+	if err != nil {
+		return err
+	}
+	if t == sServerCutText {
+		var d *atomic.Int64
+		if opt.Dropped != nil {
+			d = &opt.Dropped[1]
+		}
+		return f.cutText(t, opt.Clipboard.ServerToClient(), opt.MaxCutText, d)
+	}
+	if err := f.w.WriteByte(t); err != nil {
+		return err
+	}
+	switch t {
+	case sFramebufferUpdate:
+		return f.framebufferUpdate(int(st.bpp.Load()))
+	case sSetColourMap:
+		b, err := f.pass(5)
+		if err != nil {
+			return err
+		}
+		return f.copyN(6 * int64(binary.BigEndian.Uint16(b[3:5])))
+	case sBell, sEndOfContinuous:
+		return nil
+	case sFence:
+		b, err := f.pass(8)
+		if err != nil {
+			return err
+		}
+		if b[7] > 64 {
+			return fmt.Errorf("fence payload of %d bytes (max 64)", b[7])
+		}
+		_, err = f.pass(int(b[7]))
+		return err
+	case sXVP:
+		_, err := f.pass(3)
+		return err
+	}
+	return fmt.Errorf("host sent an RFB message of unknown type %d: cannot frame it", t)
+}
+
+// maxRectPixels bounds a rectangle so a corrupt header cannot make the
+// proxy wait for gigabytes.
+const maxRectPixels = 16384 * 16384
+
+func (f *framer) framebufferUpdate(bpp int) error {
+	hdr, err := f.pass(3)
+	if err != nil {
+		return err
+	}
+	n := int(binary.BigEndian.Uint16(hdr[1:3]))
+	for i := 0; n == 0xFFFF || i < n; i++ {
+		r, err := f.pass(12)
+		if err != nil {
+			return err
+		}
+		w, h := int64(binary.BigEndian.Uint16(r[4:6])), int64(binary.BigEndian.Uint16(r[6:8]))
+		enc := int32(binary.BigEndian.Uint32(r[8:12]))
+		if w*h > maxRectPixels {
+			return fmt.Errorf("rectangle %dx%d too large", w, h)
+		}
+		if enc == -224 { // LastRect
+			return nil
+		}
+		if err := f.rect(enc, w, h, int64(bpp)); err != nil {
+			return fmt.Errorf("encoding %d: %w", enc, err)
+		}
+	}
+	return nil
+}
+
+func (f *framer) rect(enc int32, w, h, bpp int64) error {
+	switch enc {
+	case 0: // Raw
+		return f.copyN(w * h * bpp)
+	case 1: // CopyRect
+		return f.copyN(4)
+	case 2: // RRE
+		b, err := f.pass(4)
+		if err != nil {
+			return err
+		}
+		return f.copyN(bpp + int64(binary.BigEndian.Uint32(b))*(bpp+8))
+	case 5:
+		return f.hextile(w, h, bpp)
+	case 16: // ZRLE
+		b, err := f.pass(4)
+		if err != nil {
+			return err
+		}
+		return f.copyN(int64(binary.BigEndian.Uint32(b)))
+	case -239: // Cursor
+		return f.copyN(w*h*bpp + (w+7)/8*h)
+	case -223, -258, -312, -313, -309: // no payload
+		return nil
+	case -261: // QEMU LED state
+		return f.copyN(1)
+	case -308: // ExtendedDesktopSize
+		b, err := f.pass(4)
+		if err != nil {
+			return err
+		}
+		return f.copyN(16 * int64(b[0]))
+	case -307: // DesktopName
+		b, err := f.pass(4)
+		if err != nil {
+			return err
+		}
+		n := int64(binary.BigEndian.Uint32(b))
+		if n > maxReason {
+			return fmt.Errorf("desktop name of %d bytes", n)
+		}
+		return f.copyN(n)
+	}
+	return errUnframeable
+}
+
+func (f *framer) hextile(w, h, bpp int64) error {
+	for y := int64(0); y < h; y += 16 {
+		for x := int64(0); x < w; x += 16 {
+			tw, th := min(16, w-x), min(16, h-y)
+			sub, err := f.pass(1)
+			if err != nil {
+				return err
+			}
+			s := sub[0]
+			if s&1 != 0 { // Raw tile
+				if err := f.copyN(tw * th * bpp); err != nil {
+					return err
+				}
+				continue
+			}
+			n := int64(0)
+			if s&2 != 0 {
+				n += bpp
+			}
+			if s&4 != 0 {
+				n += bpp
+			}
+			if err := f.copyN(n); err != nil {
+				return err
+			}
+			if s&8 != 0 {
+				c, err := f.pass(1)
+				if err != nil {
+					return err
+				}
+				size := int64(2)
+				if s&16 != 0 {
+					size += bpp
+				}
+				if err := f.copyN(int64(c[0]) * size); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
