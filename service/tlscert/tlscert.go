@@ -1,19 +1,18 @@
 // Package tlscert owns the gateway's TLS certificate: a self-signed ECDSA
 // certificate generated on first start (with SANs for the gateway's names
-// and addresses), import of an admin's PEM certificate chain and key with
-// validation that says what to fix, live replacement for new connections,
-// and the gateway's TLS configuration (TLS 1.2+, AEAD suites only). It
-// persists through a Storage it is given and knows nothing of HTTP.
+// and addresses), import of an admin's PEM chain and key with validation
+// that says what to fix, live replacement for new connections, and the
+// gateway's TLS server configuration (TLS 1.2+, forward-secret AEAD suites
+// only). It persists through a Storage it is given (Dir for plain files)
+// and must not know about HTTP, the store's schema or the admin API.
 package tlscert
 
 import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -30,71 +29,80 @@ import (
 	"time"
 )
 
-// Storage persists one certificate chain and key in PEM.
-type Storage interface {
-	// Load returns the stored PEM; ErrNotStored when there is none.
-	Load() (certPEM, keyPEM []byte, err error)
-	// Save stores the PEM atomically.
-	Save(certPEM, keyPEM []byte) error
-}
-
-// ErrNotStored tells Open to generate a certificate.
-var ErrNotStored = errors.New("no certificate stored")
-
-// SelfSignedValidity is how long generated certificates are valid (the
-// longest browsers accept for server certificates).
+// SelfSignedValidity is how long generated certificates are valid: the
+// longest lifetime Apple platforms accept for server certificates.
 const SelfSignedValidity = 825 * 24 * time.Hour
 
-// Manager holds the current certificate.
+// selfSignedBackdate absorbs small clock differences between the gateway
+// and its clients.
+const selfSignedBackdate = time.Hour
+
+// Manager holds the certificate the gateway serves.
 type Manager struct {
 	store Storage
-	mu    sync.Mutex // serialises replacements
-	cur   atomic.Pointer[tls.Certificate]
 	now   func() time.Time
+	mu    sync.Mutex // serialises replacements so disk and memory agree
+	cur   atomic.Pointer[tls.Certificate]
 }
 
 // Open loads the stored certificate or, if there is none, generates a
 // self-signed one for hosts (DefaultHosts() when empty) and stores it.
+// A stored certificate is served as it is, even if expired: Import is
+// where policy is enforced, and a gateway that refuses to start cannot be
+// given a new certificate.
 func Open(st Storage, hosts []string) (*Manager, error) {
 	m := &Manager{store: st, now: time.Now}
 	certPEM, keyPEM, err := st.Load()
 	if errors.Is(err, ErrNotStored) {
-		return m, m.GenerateSelfSigned(hosts)
+		if err := m.GenerateSelfSigned(hosts); err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load certificate: %w", err)
 	}
-	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	c, _, err := parsePair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("stored certificate is damaged (%v): import a certificate or generate a new self-signed one", err)
+		return nil, fmt.Errorf("stored certificate is damaged (%w): import a certificate or generate a new self-signed one", err)
 	}
-	if c.Leaf == nil {
-		c.Leaf, _ = x509.ParseCertificate(c.Certificate[0])
-	}
-	m.cur.Store(&c)
+	m.cur.Store(c)
 	return m, nil
 }
 
-// Reload re-reads the storage (after a configuration import).
+// OpenDir is Open with the files cert.pem and key.pem in dir.
+func OpenDir(dir string, hosts []string) (*Manager, error) {
+	return Open(Dir(dir), hosts)
+}
+
+// Reload serves what the storage now holds (after it was changed outside
+// this Manager, e.g. by a configuration import). On error the current
+// certificate stays.
 func (m *Manager) Reload() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	certPEM, keyPEM, err := m.store.Load()
 	if err != nil {
 		return fmt.Errorf("reload certificate: %w", err)
 	}
-	c, err := parsePair(certPEM, keyPEM, m.now())
+	c, _, err := parsePair(certPEM, keyPEM)
 	if err != nil {
-		return err
+		return fmt.Errorf("reload certificate: %w", err)
 	}
 	m.cur.Store(c)
 	return nil
 }
 
-// DefaultHosts lists this machine's name, localhost and its addresses.
+// DefaultHosts lists this machine's host name, localhost, the loopback
+// addresses and the addresses of its other interfaces. Link-local
+// addresses are left out: they need a zone, which a certificate cannot
+// name.
 func DefaultHosts() []string {
-	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	var hosts []string
 	if h, err := os.Hostname(); err == nil && h != "" {
-		hosts = append([]string{h}, hosts...)
+		hosts = append(hosts, h)
 	}
+	hosts = append(hosts, "localhost", "127.0.0.1", "::1")
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
 			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
@@ -102,14 +110,70 @@ func DefaultHosts() []string {
 			}
 		}
 	}
-	return hosts
+	return dedupe(hosts)
 }
 
-// GenerateSelfSigned makes, stores and starts using a new self-signed
-// ECDSA P-256 certificate for hosts.
+func dedupe(xs []string) []string {
+	seen := make(map[string]bool, len(xs))
+	out := xs[:0:0]
+	for _, x := range xs {
+		if !seen[strings.ToLower(x)] {
+			seen[strings.ToLower(x)] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// splitHosts sorts host entries into DNS names and IP addresses.
+func splitHosts(hosts []string) ([]string, []net.IP, error) {
+	var names []string
+	var ips []net.IP
+	for _, h := range dedupe(hosts) {
+		h = strings.TrimSpace(h)
+		if ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); ip != nil {
+			ips = append(ips, ip)
+			continue
+		}
+		if !validDNSName(h) {
+			return nil, nil, fail(ErrBadHost, "%q is not a DNS name or an IP address: give a name like gateway.example.com or an address like 192.0.2.10, without port or scheme", h)
+		}
+		names = append(names, strings.TrimSuffix(h, "."))
+	}
+	return names, ips, nil
+}
+
+// validDNSName accepts host names (and a leading "*." wildcard) as
+// certificates carry them. Underscores are allowed because Windows
+// machine names often have them.
+func validDNSName(h string) bool {
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "*."), ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// GenerateSelfSigned makes a new self-signed ECDSA P-256 certificate for
+// hosts (DefaultHosts() when empty; each a DNS name or an IP address),
+// stores it and serves it to new connections. On error nothing changes.
 func (m *Manager) GenerateSelfSigned(hosts []string) error {
 	if len(hosts) == 0 {
 		hosts = DefaultHosts()
+	}
+	names, ips, err := splitHosts(hosts)
+	if err != nil {
+		return err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -117,24 +181,30 @@ func (m *Manager) GenerateSelfSigned(hosts []string) error {
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
-		return fmt.Errorf("serial: %w", err)
+		return fmt.Errorf("generate serial number: %w", err)
+	}
+	var cn string
+	switch {
+	case len(names) > 0:
+		cn = names[0]
+	case len(ips) > 0:
+		cn = ips[0].String()
+	}
+	if len(cn) > 64 { // the X.509 upper bound for a common name
+		cn = ""
 	}
 	now := m.now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: hosts[0], Organization: []string{"Portico gateway (self-signed)"}},
-		NotBefore:             now.Add(-time.Hour),
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Portico gateway (self-signed)"}},
+		NotBefore:             now.Add(-selfSignedBackdate),
 		NotAfter:              now.Add(SelfSignedValidity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(strings.Trim(h, "[]")); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
+		IsCA:                  false,
+		DNSNames:              names,
+		IPAddresses:           ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -146,25 +216,30 @@ func (m *Manager) GenerateSelfSigned(hosts []string) error {
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	c, err := parsePair(certPEM, keyPEM, now)
+	c, _, err := parsePair(certPEM, keyPEM)
 	if err != nil {
-		return err
+		return fmt.Errorf("check generated certificate: %w", err)
 	}
 	return m.replace(c, certPEM, keyPEM)
 }
 
-// Import validates a PEM certificate chain (leaf first) and key and, only
-// if all is well, stores it and serves it to new connections. On error
-// nothing changes.
+// Import validates a PEM certificate chain (server certificate first, then
+// its issuers) and its private key (PKCS#8, PKCS#1 or SEC 1) and, only if
+// all is well, stores them and serves them to new connections. On error
+// nothing changes, on disk or in memory, and the error wraps one of the
+// Err kinds and says what to fix.
 func (m *Manager) Import(certPEM, keyPEM []byte) error {
-	c, err := parsePair(certPEM, keyPEM, m.now())
+	c, certs, err := parsePair(certPEM, keyPEM)
 	if err != nil {
 		return err
 	}
-	// Store a normalised copy: just the certificates and the key.
+	if err := checkImport(certs, c.PrivateKey.(crypto.Signer), m.now()); err != nil {
+		return err
+	}
+	// Store a normalised copy: just the certificates and a PKCS#8 key.
 	var chain bytes.Buffer
 	for _, der := range c.Certificate {
-		pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+		chain.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
 	if err != nil {
@@ -173,6 +248,8 @@ func (m *Manager) Import(certPEM, keyPEM []byte) error {
 	return m.replace(c, chain.Bytes(), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 }
 
+// replace persists first and swaps only after, so a failed save leaves
+// the served certificate and the stored one in agreement.
 func (m *Manager) replace(c *tls.Certificate, certPEM, keyPEM []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -183,131 +260,27 @@ func (m *Manager) replace(c *tls.Certificate, certPEM, keyPEM []byte) error {
 	return nil
 }
 
-// parsePair decodes and validates a chain and key.
-func parsePair(certPEM, keyPEM []byte, now time.Time) (*tls.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := certPEM
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d cannot be read (%v): export it again as PEM", len(certs)+1, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no certificate found: paste the PEM text that starts with -----BEGIN CERTIFICATE-----")
-	}
-	key, err := parseKey(keyPEM)
-	if err != nil {
-		return nil, err
-	}
-	leaf := certs[0]
-	if !publicKeysEqual(leaf.PublicKey, key.Public()) {
-		return nil, errors.New("certificate and key do not match: the key belongs to a different certificate; import the key that was made with this certificate")
-	}
-	if rk, ok := key.(*rsa.PrivateKey); ok && rk.N.BitLen() < 2048 {
-		return nil, fmt.Errorf("the RSA key has only %d bits: use at least 2048", rk.N.BitLen())
-	}
-	if now.After(leaf.NotAfter) {
-		return nil, fmt.Errorf("certificate expired on %s: import a current one", leaf.NotAfter.UTC().Format("2006-01-02"))
-	}
-	if now.Before(leaf.NotBefore) {
-		return nil, fmt.Errorf("certificate is not valid before %s: check the machine's clock or import another", leaf.NotBefore.UTC().Format("2006-01-02 15:04 MST"))
-	}
-	if len(leaf.ExtKeyUsage) > 0 && !hasServerAuth(leaf.ExtKeyUsage) {
-		return nil, errors.New("certificate is not for servers (no TLS Web Server Authentication in Extended Key Usage): import a server certificate")
-	}
-	for i := 0; i+1 < len(certs); i++ {
-		if err := certs[i].CheckSignatureFrom(certs[i+1]); err != nil {
-			return nil, fmt.Errorf("chain out of order: certificate %d (%s) did not issue certificate %d (%s): list the server certificate first, then each issuer", i+2, certs[i+1].Subject.CommonName, i+1, certs[i].Subject.CommonName)
-		}
-	}
-	c := &tls.Certificate{PrivateKey: key, Leaf: leaf}
-	for _, x := range certs {
-		c.Certificate = append(c.Certificate, x.Raw)
-	}
-	return c, nil
-}
-
-func parseKey(keyPEM []byte) (crypto.Signer, error) {
-	rest := keyPEM
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return nil, errors.New("no private key found: paste the PEM text that starts with -----BEGIN PRIVATE KEY----- (encrypted keys must be decrypted first)")
-		}
-		switch b.Type {
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("private key cannot be read: %v", err)
-			}
-			s, ok := k.(crypto.Signer)
-			if !ok {
-				return nil, errors.New("unsupported private key type: use RSA, ECDSA or Ed25519")
-			}
-			return s, nil
-		case "RSA PRIVATE KEY":
-			k, err := x509.ParsePKCS1PrivateKey(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("RSA private key cannot be read: %v", err)
-			}
-			return k, nil
-		case "EC PRIVATE KEY":
-			k, err := x509.ParseECPrivateKey(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("EC private key cannot be read: %v", err)
-			}
-			return k, nil
-		case "ENCRYPTED PRIVATE KEY":
-			return nil, errors.New("the private key is encrypted: decrypt it first (openssl pkey -in key.pem -out plain.pem)")
-		}
-	}
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	switch k := a.(type) {
-	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
-		return k.(equaler).Equal(b)
-	}
-	return false
-}
-
-func hasServerAuth(us []x509.ExtKeyUsage) bool {
-	for _, u := range us {
-		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
-			return true
-		}
-	}
-	return false
-}
-
-// GetCertificate serves the current certificate to new TLS connections.
+// GetCertificate returns the current certificate; it is the
+// tls.Config.GetCertificate hook, so a replacement takes effect for the
+// next handshake without a restart.
 func (m *Manager) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return m.cur.Load(), nil
 }
 
 // TLSConfig is the gateway's server configuration: TLS 1.2 and 1.3 only,
-// forward-secret AEAD suites, HTTP/2 offered.
+// forward-secret AEAD suites, HTTP/2 offered before HTTP/1.1.
 func (m *Manager) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		// TLS 1.2 only; the TLS 1.3 suites are all AEAD and not configurable.
 		CipherSuites: []uint16{
 			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		},
-		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
+		// X25519MLKEM768 is X25519 combined with a post-quantum KEM (never
+		// weaker than X25519); current browsers offer it first.
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256},
 		NextProtos:       []string{"h2", "http/1.1"},
 		GetCertificate:   m.GetCertificate,
 	}
@@ -321,22 +294,28 @@ type Info struct {
 	IPAddresses []string  `json:"ipAddresses"`
 	NotBefore   time.Time `json:"notBefore"`
 	NotAfter    time.Time `json:"notAfter"`
-	SHA256      string    `json:"sha256"`
+	SHA256      string    `json:"sha256"` // Fingerprint of the leaf
 	SelfSigned  bool      `json:"selfSigned"`
 	ChainLength int       `json:"chainLength"`
 }
 
-// Info returns the current certificate's description.
+// Info describes the certificate now served.
 func (m *Manager) Info() Info {
 	c := m.cur.Load()
 	l := c.Leaf
-	i := Info{Subject: l.Subject.String(), Issuer: l.Issuer.String(), DNSNames: l.DNSNames, NotBefore: l.NotBefore, NotAfter: l.NotAfter,
-		SHA256: Fingerprint(l.Raw), ChainLength: len(c.Certificate),
-		SelfSigned: bytes.Equal(l.RawIssuer, l.RawSubject) && l.CheckSignature(l.SignatureAlgorithm, l.RawTBSCertificate, l.Signature) == nil}
-	if i.DNSNames == nil {
-		i.DNSNames = []string{}
+	i := Info{
+		Subject:     l.Subject.String(),
+		Issuer:      l.Issuer.String(),
+		DNSNames:    append([]string{}, l.DNSNames...),
+		IPAddresses: []string{},
+		NotBefore:   l.NotBefore,
+		NotAfter:    l.NotAfter,
+		SHA256:      Fingerprint(l.Raw),
+		// Not CheckSignatureFrom: it also demands the issuer be a CA, which
+		// a self-signed server certificate is not.
+		SelfSigned:  bytes.Equal(l.RawIssuer, l.RawSubject) && l.CheckSignature(l.SignatureAlgorithm, l.RawTBSCertificate, l.Signature) == nil,
+		ChainLength: len(c.Certificate),
 	}
-	i.IPAddresses = []string{}
 	for _, ip := range l.IPAddresses {
 		i.IPAddresses = append(i.IPAddresses, ip.String())
 	}
@@ -344,12 +323,15 @@ func (m *Manager) Info() Info {
 }
 
 // Fingerprint is the SHA-256 of a DER certificate as colon-separated
-// upper-case hex, the form admins compare with browsers' certificate views.
+// upper-case hex pairs, the form browsers and openssl show, for pinning.
 func Fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
-	parts := make([]string, len(sum))
-	for i, b := range sum {
-		parts[i] = fmt.Sprintf("%02X", b)
+	var b strings.Builder
+	for i, x := range sum {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		fmt.Fprintf(&b, "%02X", x)
 	}
-	return strings.Join(parts, ":")
+	return b.String()
 }
