@@ -21,6 +21,7 @@
 //	GET  certificate                 POST certificate/import; POST certificate/self-signed
 //	GET  sessions                    DELETE sessions/{id}
 //	GET  audit?user=&type=&since=&limit=
+//	POST ip-detection/test           the gateway calls {"url"} and reports {"ok","ip"|"error"}
 //	GET  export                      POST import
 //
 // Errors are JSON: {"error": "...", "fields": [{"field", "value", "message"}]}.

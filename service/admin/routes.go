@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"portico/service/config"
+	"portico/service/ipdetect"
 	"portico/service/store"
 )
 
@@ -41,6 +42,7 @@ func (a *api) routes() {
 	m.HandleFunc("GET /api/v1/sessions", a.listSessions)
 	m.HandleFunc("DELETE /api/v1/sessions/{id}", a.disconnect)
 	m.HandleFunc("GET /api/v1/audit", a.audit)
+	m.HandleFunc("POST /api/v1/ip-detection/test", a.testIPDetection)
 	m.HandleFunc("GET /api/v1/export", a.export)
 	m.HandleFunc("POST /api/v1/import", a.importConfig)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -349,4 +351,22 @@ func (a *api) importConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"imported": true, "resources": len(d.Resources), "users": len(d.Users), "groups": len(d.Groups), "policies": len(d.Policies)})
+}
+
+// testIPDetection makes the gateway call a client IP detection URL itself
+// and report the address it got back, or why it failed.
+func (a *api) testIPDetection(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		URL string `json:"url"`
+	}
+	if err := decode(r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ip, err := ipdetect.Check(r.Context(), in.URL, nil)
+	if err != nil {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "ip": ip})
 }
