@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
+
+	"portico/service/config"
+	"portico/service/sessions"
+	"portico/service/store"
+)
+
+// activityPage shows live sessions (with disconnect) and the audit log.
+type activityPage struct {
+	u        *UI
+	sessions []sessions.Info
+	events   []store.Event
+	slist    *widget.List
+	elist    *widget.List
+	ssel     int
+	fUser    *widget.Entry
+	fType    *widget.Entry
+	content  fyne.CanvasObject
+}
+
+func newActivityPage(u *UI) *activityPage {
+	p := &activityPage{u: u, ssel: -1}
+	p.slist = widget.NewList(func() int { return len(p.sessions) }, func() fyne.CanvasObject { return widget.NewLabel("session") },
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			s := p.sessions[i]
+			o.(*widget.Label).SetText(fmt.Sprintf("%s → %s (%s) from %s since %s — %d B up, %d B down", s.User, s.Resource, s.Protocol, s.ClientIP,
+				s.Started.Local().Format("15:04:05"), s.BytesUp, s.BytesDown))
+		})
+	p.slist.OnSelected = func(i widget.ListItemID) { p.ssel = i }
+	p.elist = widget.NewList(func() int { return len(p.events) }, func() fyne.CanvasObject { return widget.NewLabel("event") },
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			e := p.events[i]
+			o.(*widget.Label).SetText(fmt.Sprintf("%s  %-16s %-10s %s %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.User, e.Resource, e.Detail))
+		})
+	p.fUser, p.fType = widget.NewEntry(), widget.NewEntry()
+	p.fUser.SetPlaceHolder("user")
+	p.fType.SetPlaceHolder("event, e.g. signin. or session.start")
+	disconnect := widget.NewButton("Disconnect", func() {
+		if p.ssel >= 0 && p.ssel < len(p.sessions) {
+			p.u.call("DELETE", "/api/v1/sessions/"+p.sessions[p.ssel].ID, nil, nil, func(err error) {
+				if err != nil {
+					p.u.showError("Not disconnected", err)
+				}
+				p.refresh()
+			})
+		}
+	})
+	filter := container.NewGridWithColumns(3, p.fUser, p.fType, widget.NewButton("Filter", p.refresh))
+	p.content = container.NewVSplit(
+		container.NewBorder(container.NewHBox(widget.NewLabelWithStyle("Live sessions", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), disconnect, widget.NewButton("Refresh", p.refresh)), nil, nil, nil, p.slist),
+		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Audit log", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), filter), nil, nil, nil, p.elist),
+	)
+	go p.autoRefresh()
+	return p
+}
+
+// autoRefresh keeps the lists current while the window is open.
+func (p *activityPage) autoRefresh() {
+	for range time.Tick(10 * time.Second) {
+		fyne.Do(func() {
+			if p.u.api != nil && p.u.tabs.SelectedIndex() == 5 {
+				p.refresh()
+			}
+		})
+	}
+}
+
+func (p *activityPage) refresh() {
+	var ss []sessions.Info
+	var ev []store.Event
+	p.u.call("GET", "/api/v1/sessions", nil, &ss, func(err error) {
+		if err == nil {
+			p.sessions = ss
+			p.slist.Refresh()
+		}
+	})
+	q := url.Values{}
+	if s := strings.TrimSpace(p.fUser.Text); s != "" {
+		q.Set("user", s)
+	}
+	if s := strings.TrimSpace(p.fType.Text); s != "" {
+		q.Set("type", s)
+	}
+	q.Set("limit", "500")
+	p.u.call("GET", "/api/v1/audit?"+q.Encode(), nil, &ev, func(err error) {
+		if err == nil {
+			p.events = ev
+			p.elist.Refresh()
+		}
+	})
+}
+
+// policiesPage edits the ordered client policies as JSON — a first,
+// honest editor until the rules get their own form (see the issue note).
+type policiesPage struct {
+	u       *UI
+	editor  *widget.Entry
+	msg     *widget.Label
+	content fyne.CanvasObject
+}
+
+func newPoliciesPage(u *UI) *policiesPage {
+	p := &policiesPage{u: u}
+	p.editor = widget.NewMultiLineEntry()
+	p.editor.TextStyle = fyne.TextStyle{Monospace: true}
+	p.msg = widget.NewLabel("Rules are checked in order; the first enabled rule that matches a session sets its clipboard and file-transfer limits.")
+	p.msg.Wrapping = fyne.TextWrapWord
+	save := widget.NewButton("Apply", p.save)
+	save.Importance = widget.HighImportance
+	p.content = container.NewBorder(p.msg, container.NewHBox(save, widget.NewButton("Revert", p.refresh)), nil, nil, p.editor)
+	return p
+}
+
+func (p *policiesPage) refresh() {
+	var ps []config.ClientPolicy
+	p.u.call("GET", "/api/v1/policies", nil, &ps, func(err error) {
+		if err != nil {
+			p.msg.SetText("Could not load policies: " + err.Error())
+			return
+		}
+		b, _ := json.MarshalIndent(ps, "", "  ")
+		p.editor.SetText(string(b))
+	})
+}
+
+func (p *policiesPage) save() {
+	p.u.call("PUT", "/api/v1/policies", []byte(p.editor.Text), nil, func(err error) {
+		if err != nil {
+			p.msg.SetText("Not saved: " + err.Error())
+			return
+		}
+		p.msg.SetText("Policies saved and in effect.")
+	})
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
+
+	"portico/service/admin"
+	"portico/service/config"
+	"portico/service/tlscert"
+)
+
+// statusPage shows the gateway's state, service control, mode and certificate.
+type statusPage struct {
+	u        *UI
+	status   *widget.Label
+	mode     *widget.Select
+	upstream *widget.Entry
+	gateway  config.Gateway
+	cert     *widget.Label
+	svcOut   *widget.Label
+	content  fyne.CanvasObject
+}
+
+func newStatusPage(u *UI) *statusPage {
+	p := &statusPage{u: u}
+	p.status = widget.NewLabel("Connecting…")
+	p.status.Wrapping = fyne.TextWrapWord
+	p.mode = widget.NewSelect([]string{"Normal", "Forwarding"}, func(s string) {
+		if s == "Forwarding" {
+			p.upstream.Enable()
+		} else {
+			p.upstream.Disable()
+		}
+	})
+	p.upstream = widget.NewEntry()
+	p.upstream.SetPlaceHolder("upstream-gateway.example.com:443")
+	p.cert = widget.NewLabel("")
+	p.cert.Wrapping = fyne.TextWrapWord
+	p.svcOut = widget.NewLabel("")
+	p.svcOut.Wrapping = fyne.TextWrapWord
+	svc := func(cmd string) *widget.Button {
+		return widget.NewButton(strings.ToUpper(cmd[:1])+cmd[1:], func() { p.service(cmd) })
+	}
+	applyMode := widget.NewButton("Apply mode", p.applyMode)
+	applyMode.Importance = widget.HighImportance
+	p.content = container.NewVScroll(container.NewVBox(
+		widget.NewCard("Status", "", container.NewVBox(p.status, widget.NewButton("Refresh", p.refresh))),
+		widget.NewCard("Service", "The operating system's service manager runs the gateway.", container.NewVBox(
+			container.NewHBox(svc("install"), svc("start"), svc("stop"), svc("uninstall")), p.svcOut)),
+		widget.NewCard("Mode", "Normal serves the User Portal; Forwarding passes client connections to an upstream gateway.", container.NewVBox(
+			container.NewBorder(nil, nil, widget.NewLabel("Mode"), nil, p.mode),
+			container.NewBorder(nil, nil, widget.NewLabel("Upstream"), nil, p.upstream), applyMode)),
+		widget.NewCard("TLS certificate", "", container.NewVBox(p.cert, container.NewHBox(
+			widget.NewButton("Generate self-signed…", p.generate), widget.NewButton("Import PEM…", p.importPEM)))),
+	))
+	return p
+}
+
+func (p *statusPage) refresh() {
+	var st admin.Status
+	var gw struct{ Settings config.Gateway }
+	var ci tlscert.Info
+	p.u.call("GET", "/api/v1/status", nil, &st, func(err error) {
+		if err != nil {
+			p.status.SetText("The gateway does not answer: " + err.Error() + "\nStart the service (button below) or run portico-gateway run.")
+			return
+		}
+		var ls []string
+		for _, l := range st.Listeners {
+			ls = append(ls, l.Name+" "+l.Addr)
+		}
+		portal := "available"
+		if !st.PortalAvailable {
+			portal = "not available: " + st.PortalReason
+		}
+		p.status.SetText(fmt.Sprintf("Running, version %s, up %s\nMode: %s — User Portal %s\nListening: %s\nLive sessions: %d\nData: %s",
+			st.Version, (time.Duration(st.UptimeSeconds) * time.Second).String(), st.Mode, portal, strings.Join(ls, ", "), st.Sessions, st.DataDir))
+	})
+	p.u.call("GET", "/api/v1/settings/gateway", nil, &gw, func(err error) {
+		if err == nil {
+			p.gateway = gw.Settings
+			p.mode.SetSelected(map[config.Mode]string{config.ModeNormal: "Normal", config.ModeForwarding: "Forwarding"}[gw.Settings.Mode])
+			p.upstream.SetText(gw.Settings.Upstream)
+		}
+	})
+	p.u.call("GET", "/api/v1/certificate", nil, &ci, func(err error) {
+		if err == nil {
+			p.cert.SetText(certText(ci))
+		}
+	})
+}
+
+func certText(ci tlscert.Info) string {
+	kind := "issued by " + ci.Issuer
+	if ci.SelfSigned {
+		kind = "self-signed"
+	}
+	names := append(append([]string{}, ci.DNSNames...), ci.IPAddresses...)
+	return fmt.Sprintf("%s (%s)\nNames: %s\nValid %s to %s\nSHA-256: %s", ci.Subject, kind, strings.Join(names, ", "),
+		ci.NotBefore.Format("2006-01-02"), ci.NotAfter.Format("2006-01-02"), ci.SHA256)
+}
+
+func (p *statusPage) applyMode() {
+	g := p.gateway
+	g.Mode = config.ModeNormal
+	if p.mode.Selected == "Forwarding" {
+		g.Mode = config.ModeForwarding
+	}
+	g.Upstream = strings.TrimSpace(p.upstream.Text)
+	p.u.call("PUT", "/api/v1/settings/gateway", g, nil, func(err error) {
+		if err != nil {
+			p.u.showError("Mode not changed", err)
+			return
+		}
+		p.refresh()
+	})
+}
+
+func (p *statusPage) generate() {
+	hosts := widget.NewEntry()
+	hosts.SetPlaceHolder("gateway.example.com, 192.168.1.10 (empty: this machine's names)")
+	dialog.ShowForm("Generate a self-signed certificate", "Generate", "Cancel", []*widget.FormItem{widget.NewFormItem("Host names", hosts)}, func(ok bool) {
+		if !ok {
+			return
+		}
+		var list []string
+		for _, h := range strings.Split(hosts.Text, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				list = append(list, h)
+			}
+		}
+		var ci tlscert.Info
+		p.u.call("POST", "/api/v1/certificate/self-signed", map[string]any{"hosts": list}, &ci, func(err error) {
+			if err != nil {
+				p.u.showError("Certificate not generated", err)
+				return
+			}
+			p.cert.SetText(certText(ci))
+		})
+	}, p.u.win)
+}
+
+func (p *statusPage) importPEM() {
+	cert := widget.NewMultiLineEntry()
+	cert.SetPlaceHolder("-----BEGIN CERTIFICATE-----\n(server certificate first, then its issuers)")
+	cert.SetMinRowsVisible(6)
+	key := widget.NewMultiLineEntry()
+	key.SetPlaceHolder("-----BEGIN PRIVATE KEY-----")
+	key.SetMinRowsVisible(4)
+	d := dialog.NewForm("Import a certificate", "Import", "Cancel", []*widget.FormItem{
+		widget.NewFormItem("Certificate chain (PEM)", cert), widget.NewFormItem("Private key (PEM)", key),
+	}, func(ok bool) {
+		if !ok {
+			return
+		}
+		var ci tlscert.Info
+		p.u.call("POST", "/api/v1/certificate/import", map[string]string{"certPEM": cert.Text, "keyPEM": key.Text}, &ci, func(err error) {
+			if err != nil {
+				p.u.showError("Certificate not imported", err)
+				return
+			}
+			p.cert.SetText(certText(ci))
+		})
+	}, p.u.win)
+	d.Resize(fyne.NewSize(640, 520))
+	d.Show()
+}
+
+// service runs "portico-gateway <cmd>"; installing and starting services
+// needs administrator rights, which the message says how to get.
+func (p *statusPage) service(cmd string) {
+	bin := p.u.gwBin
+	if bin == "" {
+		if exe, err := os.Executable(); err == nil {
+			cand := filepath.Join(filepath.Dir(exe), "portico-gateway")
+			if _, err := os.Stat(cand); err == nil {
+				bin = cand
+			}
+		}
+	}
+	if bin == "" {
+		if path, err := exec.LookPath("portico-gateway"); err == nil {
+			bin = path
+		}
+	}
+	if bin == "" {
+		p.svcOut.SetText("portico-gateway was not found next to this program or on the PATH.")
+		return
+	}
+	p.svcOut.SetText("Running " + cmd + "…")
+	go func() {
+		out, err := exec.Command(bin, cmd, "--data-dir", p.u.dataDir).CombinedOutput()
+		fyne.Do(func() {
+			text := strings.TrimSpace(string(out))
+			if err != nil && (strings.Contains(text, "ermission") || strings.Contains(text, "root")) {
+				text += "\nRun the admin program as root / Administrator, or run: sudo " + bin + " " + cmd
+			}
+			p.svcOut.SetText(text)
+			p.refresh()
+		})
+	}()
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image/color"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"portico/service/admin"
+)
+
+// API is what the GUI needs of the admin API (admin.Client implements it).
+type API interface {
+	Do(ctx context.Context, method, path string, body, out any) error
+}
+
+// UI is the admin GUI: one window with a tab per area.
+type UI struct {
+	app     fyne.App
+	win     fyne.Window
+	dataDir string
+	gwBin   string
+	api     API
+
+	// pending counts network calls in flight (tests wait on it).
+	pending sync.WaitGroup
+
+	status    *statusPage
+	portal    *portalPage
+	resources *resourcesPage
+	users     *usersPage
+	policies  *policiesPage
+	activity  *activityPage
+	banner    *widget.Label
+	tabs      *container.AppTabs
+
+	// lastResourceForm and lastResourceSave are the open resource dialog's
+	// fields, so tests can fill and submit it like a person.
+	lastResourceForm *resourceForm
+	lastResourceSave *widget.Button
+}
+
+// NewUI builds the window's content; Connect (or SetAPI) attaches it to a gateway.
+func NewUI(a fyne.App, w fyne.Window, dataDir, gwBin string) *UI {
+	u := &UI{app: a, win: w, dataDir: dataDir, gwBin: gwBin}
+	u.banner = widget.NewLabel("")
+	u.banner.Wrapping = fyne.TextWrapWord
+	u.banner.Importance = widget.DangerImportance
+	u.banner.Hide()
+	u.status = newStatusPage(u)
+	u.portal = newPortalPage(u)
+	u.resources = newResourcesPage(u)
+	u.users = newUsersPage(u)
+	u.policies = newPoliciesPage(u)
+	u.activity = newActivityPage(u)
+	u.tabs = container.NewAppTabs(
+		container.NewTabItemWithIcon("Gateway", theme.ComputerIcon(), u.status.content),
+		container.NewTabItemWithIcon("User Portal", theme.SettingsIcon(), u.portal.content),
+		container.NewTabItemWithIcon("Resources", theme.StorageIcon(), u.resources.content),
+		container.NewTabItemWithIcon("Users & groups", theme.AccountIcon(), u.users.content),
+		container.NewTabItemWithIcon("Client policies", theme.ListIcon(), u.policies.content),
+		container.NewTabItemWithIcon("Sessions & audit", theme.HistoryIcon(), u.activity.content),
+	)
+	u.tabs.OnSelected = func(*container.TabItem) { u.refreshCurrent() }
+	w.SetContent(container.NewBorder(u.banner, nil, nil, nil, u.tabs))
+	return u
+}
+
+// Connect finds the local gateway through the data directory.
+func (u *UI) Connect() {
+	c, err := admin.Dial(u.dataDir)
+	if err != nil {
+		u.showBanner(err.Error())
+		return
+	}
+	u.SetAPI(c)
+}
+
+// SetAPI attaches the GUI to an admin API and loads every page.
+func (u *UI) SetAPI(api API) {
+	u.api = api
+	u.banner.Hide()
+	u.status.refresh()
+	u.portal.refresh()
+	u.resources.refresh()
+	u.users.refresh()
+	u.policies.refresh()
+	u.activity.refresh()
+}
+
+func (u *UI) refreshCurrent() {
+	if u.api == nil {
+		return
+	}
+	switch u.tabs.SelectedIndex() {
+	case 0:
+		u.status.refresh()
+	case 2:
+		u.resources.refresh()
+	case 3:
+		u.users.refresh()
+	case 5:
+		u.activity.refresh()
+	}
+}
+
+func (u *UI) showBanner(msg string) {
+	u.banner.SetText(msg)
+	u.banner.Show()
+}
+
+// call runs an admin API request off the UI thread and then done on it.
+// The spinner-free design keeps calls short (loopback); errors always
+// reach the screen, never only a log.
+func (u *UI) call(method, path string, body, out any, done func(err error)) {
+	if u.api == nil {
+		done(errors.New("not connected to a gateway"))
+		return
+	}
+	u.pending.Add(1)
+	go func() {
+		defer u.pending.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := u.api.Do(ctx, method, path, body, out)
+		fyne.DoAndWait(func() { done(err) })
+	}()
+}
+
+// Wait blocks until every call started so far has finished (for tests).
+func (u *UI) Wait() { u.pending.Wait() }
+
+// showError puts an error in a dialog (and never only in a log).
+func (u *UI) showError(what string, err error) {
+	dialog.ShowError(fmt.Errorf("%s: %w", what, err), u.win)
+}
+
+// errorText is a red label shown next to a field when the API rejects it.
+func errorText() *canvas.Text {
+	t := canvas.NewText("", color.NRGBA{R: 0xd0, G: 0x30, B: 0x30, A: 0xff})
+	t.TextSize = theme.CaptionTextSize()
+	t.Hide()
+	return t
+}
+
+// fieldErrors extracts the field-level errors of an admin API refusal.
+func fieldErrors(err error) (map[string]string, string) {
+	var ae *admin.APIError
+	if !errors.As(err, &ae) {
+		return nil, err.Error()
+	}
+	m := map[string]string{}
+	for _, f := range ae.Fields {
+		m[f.Field] = f.Message
+	}
+	return m, ae.Message
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
+)
+
+type userRow struct {
+	Username    string   `json:"username"`
+	Domain      string   `json:"domain"`
+	DisplayName string   `json:"displayName"`
+	Groups      []string `json:"groups"`
+	Disabled    bool     `json:"disabled"`
+	Admin       bool     `json:"admin"`
+}
+
+type groupRow struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// usersPage manages local accounts and groups.
+type usersPage struct {
+	u       *UI
+	users   []userRow
+	groups  []groupRow
+	ulist   *widget.List
+	glist   *widget.List
+	usel    int
+	gsel    int
+	content fyne.CanvasObject
+}
+
+func newUsersPage(u *UI) *usersPage {
+	p := &usersPage{u: u, usel: -1, gsel: -1}
+	p.ulist = widget.NewList(func() int { return len(p.users) }, func() fyne.CanvasObject { return widget.NewLabel("user") },
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			x := p.users[i]
+			state := ""
+			if x.Disabled {
+				state = " — disabled"
+			}
+			o.(*widget.Label).SetText(fmt.Sprintf("%s (%s) groups: %s%s", x.Username, x.DisplayName, strings.Join(x.Groups, ", "), state))
+		})
+	p.ulist.OnSelected = func(i widget.ListItemID) { p.usel = i }
+	p.glist = widget.NewList(func() int { return len(p.groups) }, func() fyne.CanvasObject { return widget.NewLabel("group") },
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			o.(*widget.Label).SetText(p.groups[i].Name + "  " + p.groups[i].Description)
+		})
+	p.glist.OnSelected = func(i widget.ListItemID) { p.gsel = i }
+	ubar := container.NewHBox(
+		widget.NewButton("Add user…", func() { p.editUser(nil) }),
+		widget.NewButton("Edit…", func() {
+			if p.usel >= 0 && p.usel < len(p.users) {
+				p.editUser(&p.users[p.usel])
+			}
+		}),
+		widget.NewButton("Reset password", p.resetPassword),
+		widget.NewButton("Remove", func() { p.remove("users", p.usel, func(i int) string { return p.users[i].Username }, len(p.users)) }),
+	)
+	gbar := container.NewHBox(
+		widget.NewButton("Add group…", p.addGroup),
+		widget.NewButton("Remove", func() { p.remove("groups", p.gsel, func(i int) string { return p.groups[i].Name }, len(p.groups)) }),
+	)
+	p.content = container.NewHSplit(
+		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Users", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), ubar), nil, nil, nil, p.ulist),
+		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Groups", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), gbar), nil, nil, nil, p.glist),
+	)
+	return p
+}
+
+func (p *usersPage) refresh() {
+	var us []userRow
+	var gs []groupRow
+	p.u.call("GET", "/api/v1/users", nil, &us, func(err error) {
+		if err == nil {
+			p.users = us
+			p.ulist.Refresh()
+		}
+	})
+	p.u.call("GET", "/api/v1/groups", nil, &gs, func(err error) {
+		if err == nil {
+			p.groups = gs
+			p.glist.Refresh()
+		}
+	})
+}
+
+func (p *usersPage) editUser(x *userRow) {
+	name, domain, display, groups, pass := widget.NewEntry(), widget.NewEntry(), widget.NewEntry(), widget.NewEntry(), widget.NewPasswordEntry()
+	disabled := widget.NewCheck("Account disabled", nil)
+	items := []*widget.FormItem{widget.NewFormItem("User name", name), widget.NewFormItem("Domain", domain), widget.NewFormItem("Display name", display),
+		widget.NewFormItem("Groups (comma-separated)", groups)}
+	if x == nil {
+		items = append(items, widget.NewFormItem("Password", pass))
+	} else {
+		name.SetText(x.Username)
+		name.Disable()
+		domain.SetText(x.Domain)
+		display.SetText(x.DisplayName)
+		groups.SetText(strings.Join(x.Groups, ", "))
+		disabled.SetChecked(x.Disabled)
+	}
+	items = append(items, widget.NewFormItem("", disabled))
+	dialog.ShowForm(map[bool]string{true: "Add user", false: "Edit user"}[x == nil], "Save", "Cancel", items, func(ok bool) {
+		if !ok {
+			return
+		}
+		body := map[string]any{"username": name.Text, "domain": domain.Text, "displayName": display.Text, "groups": splitList(groups.Text), "disabled": disabled.Checked}
+		method, path := "PUT", "/api/v1/users/"+name.Text
+		if x == nil {
+			method, path = "POST", "/api/v1/users"
+			body["password"] = pass.Text
+		}
+		p.u.call(method, path, body, nil, func(err error) {
+			if err != nil {
+				p.u.showError("User not saved", err)
+			}
+			p.refresh()
+		})
+	}, p.u.win)
+}
+
+func (p *usersPage) resetPassword() {
+	if p.usel < 0 || p.usel >= len(p.users) {
+		return
+	}
+	name := p.users[p.usel].Username
+	var out struct{ Password string }
+	p.u.call("POST", "/api/v1/users/"+name+"/password", map[string]string{"password": ""}, &out, func(err error) {
+		if err != nil {
+			p.u.showError("Password not reset", err)
+			return
+		}
+		dialog.ShowInformation("New password", fmt.Sprintf("The new password of %s is:\n\n%s\n\nIt is shown only now.", name, out.Password), p.u.win)
+	})
+}
+
+func (p *usersPage) addGroup() {
+	name, desc := widget.NewEntry(), widget.NewEntry()
+	dialog.ShowForm("Add group", "Save", "Cancel", []*widget.FormItem{widget.NewFormItem("Name", name), widget.NewFormItem("Description", desc)}, func(ok bool) {
+		if ok {
+			p.u.call("POST", "/api/v1/groups", map[string]string{"name": name.Text, "description": desc.Text}, nil, func(err error) {
+				if err != nil {
+					p.u.showError("Group not added", err)
+				}
+				p.refresh()
+			})
+		}
+	}, p.u.win)
+}
+
+func (p *usersPage) remove(kind string, sel int, name func(int) string, n int) {
+	if sel < 0 || sel >= n {
+		return
+	}
+	id := name(sel)
+	dialog.ShowConfirm("Remove", "Remove "+id+"?", func(ok bool) {
+		if ok {
+			p.u.call("DELETE", "/api/v1/"+kind+"/"+id, nil, nil, func(err error) {
+				if err != nil {
+					p.u.showError("Not removed", err)
+				}
+				p.refresh()
+			})
+		}
+	}, p.u.win)
+}
