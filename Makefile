@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 DATA ?= ./data
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run test build build-gateway build-windows bench lint assets deps-run deps-test clean
+.PHONY: run test build build-gateway build-windows build-gui gui screenshots bench lint assets deps-run deps-test deps-gui clean
 
 ## run: the gateway in the foreground on https://localhost:8443 with a local data dir
 run: deps-run assets
@@ -30,11 +30,26 @@ assets:
 	  fi; \
 	fi
 
-## build: gateway (pure Go) for Linux and Windows
-build: build-gateway build-windows
+## build: gateway (pure Go) for Linux and Windows, and the admin GUI (cgo)
+build: build-gateway build-windows build-gui
+
+## gui: build and start the admin GUI against the local gateway (DATA=./data after make run)
+gui: build-gui
+	bin/portico-admin --data-dir $(DATA)
+
+build-gui: deps-gui
+	go build -trimpath -ldflags "-s -w" -o bin/portico-admin ./app
+
+deps-gui:
+	@scripts/deps.sh gui
+
+## screenshots: the admin GUI's pages under Xvfb into docs/screenshots
+screenshots: deps-test build-gui
+	scripts/gui-screenshots.sh docs/screenshots
 
 build-gateway: assets
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/portico-gateway ./service
+	@! go list -deps ./service | grep -q '^fyne.io/' || { echo "the gateway must not import fyne"; exit 1; }
 
 build-windows: assets
 	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/portico-gateway.exe ./service

@@ -13,12 +13,14 @@ case "$want" in
   test|gui|all)
     # Test peers: VNC, SSH, RDP servers, X tools, the browser, the load balancer.
     pkgs+=(tigervnc-standalone-server tigervnc-tools openssh-server openssh-client xvfb
-      freerdp2-shadow-x11 winpr-utils xterm x11-apps x11-xserver-utils xclip xdotool xauth
-      chromium haproxy websockify ca-certificates)
+      freerdp2-shadow-x11 winpr-utils xterm x11-apps x11-xserver-utils xclip xdotool xauth openssl
+      chromium haproxy websockify ca-certificates imagemagick)
     ;;
 esac
 case "$want" in
-  gui|all) pkgs+=(gcc pkg-config libgl1-mesa-dev xorg-dev) ;;
+  # The admin GUI (Fyne, cgo) builds in the tests too.
+  test|gui|all) pkgs+=(gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev
+    libxinerama-dev libxi-dev libxxf86vm-dev) ;;
 esac
 
 missing_cmds=()
