@@ -10,7 +10,7 @@ want=${1:-run}
 need_cmds=(go node npm)
 pkgs=()
 case "$want" in
-  test|gui|all)
+  test|all)
     # Test peers: VNC, SSH, RDP servers, X tools, the browser, the load balancer.
     pkgs+=(tigervnc-standalone-server tigervnc-tools openssh-server openssh-client xvfb
       freerdp2-shadow-x11 winpr-utils xterm x11-apps x11-xserver-utils xclip xdotool xauth openssl
