@@ -1,0 +1,74 @@
+// Resource list: search filter, launch (ticket request), optional new tab,
+// and the client IP detection report.
+const home = document.getElementById('home');
+const base = home.dataset.base;
+const csrf = home.dataset.csrf;
+const errBox = document.getElementById('launch-error');
+
+function showError(msg) {
+  errBox.textContent = msg;
+  errBox.hidden = false;
+}
+
+async function launch(id, newTab) {
+  errBox.hidden = true;
+  // Open the tab synchronously (inside the click) so pop-up blockers allow it.
+  const tab = newTab ? window.open('about:blank', '_blank') : null;
+  let res;
+  try {
+    res = await fetch(`${base}/api/launch/${encodeURIComponent(id)}`, {
+      method: 'POST', headers: { 'X-CSRF-Token': csrf, 'Accept': 'application/json' }, credentials: 'same-origin',
+    });
+  } catch (e) {
+    tab?.close();
+    showError('The gateway did not answer. Check your connection and try again.');
+    return;
+  }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    tab?.close();
+    if (res.status === 401) { location.reload(); return; }
+    showError(body.error || `Launch failed (${res.status}).`);
+    return;
+  }
+  if (tab) { tab.opener = null; tab.location = body.url; } else { location.assign(body.url); }
+}
+
+document.getElementById('resources')?.addEventListener('click', (ev) => {
+  const btn = ev.target.closest('button[data-id]');
+  if (btn) launch(btn.dataset.id, btn.dataset.newtab === '1');
+});
+
+const filter = document.getElementById('filter');
+filter?.addEventListener('input', () => {
+  const q = filter.value.trim().toLowerCase();
+  let shown = 0;
+  for (const li of document.querySelectorAll('#resources .res')) {
+    const hit = li.dataset.name.toLowerCase().includes(q);
+    li.hidden = !hit;
+    if (hit) shown++;
+  }
+  document.getElementById('no-match').hidden = shown > 0;
+});
+
+// Client IP detection: ask the configured service for our public IP and
+// report it to the gateway (recorded with our sessions and in the audit log).
+const ipURL = home.dataset.ipdetect;
+if (ipURL) {
+  (async () => {
+    try {
+      const ctl = new AbortController();
+      setTimeout(() => ctl.abort(), 5000);
+      const r = await fetch(ipURL, { signal: ctl.signal, credentials: 'omit', cache: 'no-store' });
+      const text = (await r.text()).trim();
+      let ip = text;
+      try { ip = JSON.parse(text).ip || text; } catch { /* plain text answer */ }
+      await fetch(`${base}/api/client-ip`, {
+        method: 'POST', headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ip: String(ip).slice(0, 64) }),
+      });
+    } catch (e) {
+      console.warn('client IP detection failed', e);
+    }
+  })();
+}
