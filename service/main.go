@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/kardianos/service"
 
+	"portico/assets"
+	"portico/portal"
 	"portico/service/gateway"
 )
 
@@ -256,9 +259,23 @@ func (p *program) run(ctx context.Context) error {
 	g, err := gateway.New(gateway.Options{
 		DataDir: p.f.dataDir, HTTPSAddr: p.f.httpsAddr, HTTPAddr: p.f.httpAddr, AdminAddr: p.f.adminAddr,
 		AdminPassword: p.f.adminPassword, Version: version, Logger: p.log, Out: p.out,
+		Portal: newPortal,
 	})
 	if err != nil {
 		return err
 	}
 	return g.Run(ctx)
+}
+
+// newPortal builds the User Portal from the gateway's parts and the
+// embedded web assets.
+func newPortal(parts gateway.Parts) http.Handler {
+	web := assets.New()
+	if !web.VendorBuilt() {
+		parts.Logger.Warn("the browser clients are not built into this binary: sessions cannot open in the browser (build with make build)")
+	}
+	return portal.New(portal.Deps{
+		Live: parts.Live, Store: parts.Store, Secrets: parts.Secrets, Sessions: parts.Sessions, Logger: parts.Logger,
+		Static: web, AssetURL: web.URL, VendorBuilt: web.VendorBuilt,
+	})
 }
