@@ -10,12 +10,14 @@ package vnc
 
 import (
 	"bytes"
+	"context"
 	"crypto/des"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
+	"time"
 )
 
 // Security types.
@@ -39,6 +41,7 @@ type ServerInit struct {
 // AuthError is a refusal by the host's security handshake.
 type AuthError struct{ Reason string }
 
+// Error reads "VNC host refused the password: <reason>".
 func (e *AuthError) Error() string { return "VNC host refused the password: " + e.Reason }
 
 // maxReason caps strings the host sends during the handshake.
@@ -76,8 +79,24 @@ func readString(r io.Reader, what string) (string, error) {
 }
 
 // Connect performs the client side of the RFB handshake with the host and
-// returns its ServerInit. rw is the connection to the host.
-func Connect(rw io.ReadWriter, password string) (*ServerInit, error) {
+// returns its ServerInit. It gives up when ctx ends; the connection is left
+// open either way (the caller owns it).
+func Connect(ctx context.Context, backend net.Conn, password string) (*ServerInit, error) {
+	if d, ok := ctx.Deadline(); ok {
+		backend.SetDeadline(d)
+	}
+	// A cancelled ctx interrupts a blocked read by expiring the deadline.
+	stop := context.AfterFunc(ctx, func() { backend.SetDeadline(time.Unix(1, 0)) })
+	si, err := connect(backend, password)
+	stop()
+	backend.SetDeadline(time.Time{})
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("VNC handshake: %w (%w)", ctx.Err(), err)
+	}
+	return si, err
+}
+
+func connect(rw io.ReadWriter, password string) (*ServerInit, error) {
 	major, minor, err := readVersion(rw)
 	if err != nil {
 		return nil, err
@@ -251,5 +270,3 @@ func serveBrowser(rw io.ReadWriter, si *ServerInit, hostErr error) error {
 	}
 	return nil
 }
-
-var errUnframeable = errors.New("unframeable")

@@ -26,9 +26,37 @@ type Options struct {
 	MaxCutText int
 	// Logger receives debug logs.
 	Logger *slog.Logger
-	// Dropped, if set, counts cut texts dropped by policy:
-	// [0] client→server, [1] server→client.
-	Dropped *[2]atomic.Int64
+	// Stats, if set, is updated as the session runs so the caller can audit it.
+	Stats *Stats
+	// OnCutText, if set, is called for every clipboard transfer seen on the
+	// wire, forwarded or dropped. It runs on the relay goroutine: keep it quick.
+	OnCutText func(dir Direction, size int, forwarded bool)
+}
+
+// Direction is the way a clipboard transfer travels.
+type Direction int
+
+// The two clipboard directions.
+const (
+	ClientToServer Direction = iota // browser → host (ClientCutText)
+	ServerToClient                  // host → browser (ServerCutText)
+)
+
+// String names the direction as config.Transfer spells it.
+func (d Direction) String() string {
+	if d == ClientToServer {
+		return "client-to-server"
+	}
+	return "server-to-client"
+}
+
+// Stats counts clipboard transfers per direction. Its fields may be read
+// while the session runs.
+type Stats struct {
+	// CutText counts forwarded transfers, indexed by Direction.
+	CutText [2]atomic.Int64
+	// DroppedCutText counts transfers dropped by policy, indexed by Direction.
+	DroppedCutText [2]atomic.Int64
 }
 
 // Client-to-server message types.
@@ -57,22 +85,25 @@ const (
 	sXVP               = 250
 )
 
-// Encodings the proxy can frame. Everything else is removed from the
-// browser's SetEncodings, so the host never uses it.
-var framable = map[int32]bool{
-	0: true, 1: true, 2: true, 5: true, 16: true, // Raw, CopyRect, RRE, Hextile, ZRLE
-	-239: true, -223: true, -224: true, -308: true, -307: true, // Cursor, DesktopSize, LastRect, ExtendedDesktopSize, DesktopName
-	-258: true, -261: true, -312: true, -313: true, -309: true, // QEMU key, QEMU LED, Fence, ContinuousUpdates, xvp
-}
-
-// keepEncoding reports whether the proxy forwards an encoding request.
-// Quality and compression levels carry no data and are kept.
+// keepEncoding reports whether the proxy forwards an encoding request:
+// only encodings it can frame on the way back survive, so the host never
+// uses any other. Quality and compression levels carry no data and are kept.
 func keepEncoding(e int32) bool {
-	return framable[e] || (e >= -256 && e <= -247) || (e >= -32 && e <= -23) || (e >= -512 && e <= -412) || (e >= -768 && e <= -763)
+	switch e {
+	case 0, 1, 2, 5, 16, // Raw, CopyRect, RRE, Hextile, ZRLE
+		-239, -223, -224, -308, -307, // Cursor, DesktopSize, LastRect, ExtendedDesktopSize, DesktopName
+		-258, -261, -312, -313, -309: // QEMU key, QEMU LED, Fence, ContinuousUpdates, xvp
+		return true
+	}
+	return (e >= -256 && e <= -247) || (e >= -32 && e <= -23) || (e >= -512 && e <= -412) || (e >= -768 && e <= -763)
 }
 
 // MaxCutTextDefault is the default clipboard size cap.
 const MaxCutTextDefault = 10 << 20
+
+// handshakeTimeout bounds both handshakes so a silent peer cannot hold a
+// session slot.
+const handshakeTimeout = 30 * time.Second
 
 // Proxy does both handshakes and relays until one side closes or ctx ends;
 // it closes both connections before it returns.
@@ -88,24 +119,35 @@ func Proxy(ctx context.Context, browser io.ReadWriteCloser, backend net.Conn, op
 	stop := context.AfterFunc(ctx, func() { browser.Close(); backend.Close() })
 	defer stop()
 
-	backend.SetDeadline(time.Now().Add(15 * time.Second))
-	si, hostErr := Connect(backend, opt.Password)
-	backend.SetDeadline(time.Time{})
-	if err := serveBrowser(browser, si, hostErr); err != nil {
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	si, hostErr := Connect(hctx, backend, opt.Password)
+	// The browser side has no deadlines, so a stalled browser handshake is
+	// cut by closing it.
+	stopBrowser := context.AfterFunc(hctx, func() { browser.Close() })
+	err := serveBrowser(browser, si, hostErr)
+	stopBrowser()
+	cancel()
+	if err != nil {
 		return err
 	}
+	opt.Logger.Debug("VNC session relaying", "desktop", si.Name, "width", si.Width, "height", si.Height)
 	st := &state{}
 	st.bpp.Store(int32(si.PixelFormat[0]) / 8)
 	up := newFramer(browser, backend)
 	down := newFramer(backend, browser)
 	errc := make(chan error, 2)
-	go func() { errc <- up.run(func() error { return up.clientMessage(st, opt) }) }()
-	go func() { errc <- down.run(func() error { return down.serverMessage(st, opt) }) }()
-	err := <-errc
+	// run only returns on an error, so each goroutine sends exactly once.
+	go func() {
+		errc <- fmt.Errorf("browser to VNC host: %w", up.run(func() error { return up.clientMessage(st, opt) }))
+	}()
+	go func() {
+		errc <- fmt.Errorf("VNC host to browser: %w", down.run(func() error { return down.serverMessage(st, opt) }))
+	}()
+	err = <-errc
 	browser.Close()
 	backend.Close()
 	<-errc
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) || ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return err
@@ -184,21 +226,37 @@ func (f *framer) copyN(n int64) error {
 func (f *framer) byte() (byte, error) { return f.r.ReadByte() }
 
 // cutText handles a ClientCutText/ServerCutText whose type byte was read.
-func (f *framer) cutText(typ byte, allowed bool, max int, dropped *atomic.Int64) error {
+func (f *framer) cutText(typ byte, dir Direction, opt Options) error {
 	hdr, err := f.read(7)
 	if err != nil {
 		return err
 	}
 	n := int32(binary.BigEndian.Uint32(hdr[3:7]))
 	if n < 0 {
-		return errors.New("extended clipboard message: the extended clipboard was not negotiated")
+		// A negative length is the Extended Clipboard format, which the
+		// proxy strips from SetEncodings so it is never negotiated.
+		return fmt.Errorf("%s extended clipboard message: the extended clipboard was not negotiated", dir)
 	}
-	if int(n) > max {
-		return fmt.Errorf("clipboard transfer of %d bytes exceeds the %d-byte limit", n, max)
+	if int(n) > opt.MaxCutText {
+		return fmt.Errorf("%s clipboard transfer of %d bytes exceeds the %d-byte limit", dir, n, opt.MaxCutText)
+	}
+	allowed := opt.Clipboard.ClientToServer()
+	if dir == ServerToClient {
+		allowed = opt.Clipboard.ServerToClient()
+	}
+	if opt.Stats != nil {
+		if allowed {
+			opt.Stats.CutText[dir].Add(1)
+		} else {
+			opt.Stats.DroppedCutText[dir].Add(1)
+		}
+	}
+	if opt.OnCutText != nil {
+		opt.OnCutText(dir, int(n), allowed)
 	}
 	if !allowed {
-		if dropped != nil {
-			dropped.Add(1)
+		if opt.Logger != nil {
+			opt.Logger.Debug("clipboard transfer dropped by policy", "direction", dir, "bytes", n)
 		}
 		_, err := f.r.Discard(int(n))
 		return err
@@ -219,11 +277,7 @@ func (f *framer) clientMessage(st *state, opt Options) error {
 		return err
 	}
 	if t == cClientCutText {
-		var d *atomic.Int64
-		if opt.Dropped != nil {
-			d = &opt.Dropped[0]
-		}
-		return f.cutText(t, opt.Clipboard.ClientToServer(), opt.MaxCutText, d)
+		return f.cutText(t, ClientToServer, opt)
 	}
 	if t == cSetEncodings {
 		return f.setEncodings()
@@ -323,11 +377,7 @@ func (f *framer) serverMessage(st *state, opt Options) error {
 		return err
 	}
 	if t == sServerCutText {
-		var d *atomic.Int64
-		if opt.Dropped != nil {
-			d = &opt.Dropped[1]
-		}
-		return f.cutText(t, opt.Clipboard.ServerToClient(), opt.MaxCutText, d)
+		return f.cutText(t, ServerToClient, opt)
 	}
 	if err := f.w.WriteByte(t); err != nil {
 		return err
@@ -433,7 +483,7 @@ func (f *framer) rect(enc int32, w, h, bpp int64) error {
 		}
 		return f.copyN(n)
 	}
-	return errUnframeable
+	return errors.New("not an encoding the proxy asked for: cannot frame it")
 }
 
 func (f *framer) hextile(w, h, bpp int64) error {
