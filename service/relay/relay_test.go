@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
+	"os"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,205 +17,307 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// echoServer is a TCP backend that echoes, counting connections.
-func echoServer(t testing.TB) (string, *atomic.Int64) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var open atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			open.Add(1)
-			go func() { io.Copy(c, c); c.Close(); open.Add(-1) }()
-		}
-	}()
-	return ln.Addr().String(), &open
-}
-
-// relayServer is a wss endpoint relaying to backend with Stream + Pipe.
-func relayServer(t testing.TB, backend string, up, down *atomic.Int64) *httptest.Server {
-	up2 := NewUpgrader(func(o string) bool { return strings.HasPrefix(o, "https://ok.") })
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up2.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		c, err := net.Dial("tcp", backend)
-		if err != nil {
-			ws.Close()
-			return
-		}
-		Pipe(context.Background(), NewStream(ws), c, up, down)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func dialWS(t testing.TB, srv *httptest.Server, origin string) (*websocket.Conn, error) {
-	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, WriteBufferSize: BufferSize + 16}
-	ws, _, err := d.Dial("wss"+strings.TrimPrefix(srv.URL, "https"), http.Header{"Origin": {origin}})
-	return ws, err
-}
-
-func TestRelayIntegrityAndCounters(t *testing.T) {
-	backend, _ := echoServer(t)
-	var up, down atomic.Int64
-	srv := relayServer(t, backend, &up, &down)
-	ws, err := dialWS(t, srv, "https://ok.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewStream(ws)
+// TestRelayIntegrity: random data of many sizes goes browser → relay →
+// echo backend → relay → browser unchanged, and the counters match.
+func TestRelayIntegrity(t *testing.T) {
+	rs := newRelayServer(t, backendServer(t, echo), relayOptions{})
+	ws := rs.mustDial(t)
 	total := 0
-	for _, size := range []int{1, 100, BufferSize - 1, BufferSize, 3*BufferSize + 7, 1 << 20} {
+	for _, size := range []int{1, 100, 4095, 4097, BufferSize - 1, BufferSize, BufferSize + 1, 3*BufferSize + 7, 1 << 20} {
 		data := make([]byte, size)
 		rand.Read(data)
-		go s.Write(data)
-		got := make([]byte, size)
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.ReadFull(s, got); err != nil {
-			t.Fatalf("size %d: %v", size, err)
+		werr := make(chan error, 1)
+		go func() { werr <- ws.WriteMessage(websocket.BinaryMessage, data) }()
+		ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+		got, err := readN(ws, size)
+		if err != nil {
+			t.Fatalf("size %d: read back: %v", size, err)
+		}
+		if err := <-werr; err != nil {
+			t.Fatalf("size %d: write: %v", size, err)
 		}
 		if !bytes.Equal(got, data) {
-			t.Fatalf("size %d: data corrupted", size)
+			t.Fatalf("size %d: data changed on the way", size)
 		}
 		total += size
 	}
-	s.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for (up.Load() != int64(total) || down.Load() != int64(total)) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// Text messages are relayed as bytes too.
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("text")); err != nil {
+		t.Fatal(err)
 	}
-	if up.Load() != int64(total) || down.Load() != int64(total) {
-		t.Fatalf("counters up %d down %d, want %d", up.Load(), down.Load(), total)
+	if got, err := readN(ws, 4); err != nil || string(got) != "text" {
+		t.Fatalf("text message came back as %q, %v", got, err)
+	}
+	total += 4
+
+	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(5*time.Second))
+	s := rs.waitSession(t)
+	ws.Close()
+	if s.err != nil {
+		t.Fatalf("a normal close ended Pipe with %v", s.err)
+	}
+	if s.up != int64(total) || s.down != int64(total) {
+		t.Fatalf("counters up %d down %d, want %d each", s.up, s.down, total)
 	}
 }
 
 func TestOriginRefused(t *testing.T) {
-	backend, open := echoServer(t)
-	srv := relayServer(t, backend, nil, nil)
-	if _, err := dialWS(t, srv, "https://evil.example"); err == nil {
-		t.Fatal("foreign origin accepted")
+	var reached atomic.Int64
+	rs := newRelayServer(t, backendServer(t, func(net.Conn) { reached.Add(1) }), relayOptions{})
+	for _, origin := range []string{"https://evil.example", ""} {
+		if ws, err := rs.dial(t, origin); err == nil {
+			ws.Close()
+			t.Fatalf("origin %q accepted", origin)
+		}
 	}
-	if _, err := dialWS(t, srv, ""); err == nil {
-		t.Fatal("missing origin accepted")
+	if NewUpgrader(nil).CheckOrigin(&http.Request{Header: http.Header{"Origin": {goodOrigin}}}) {
+		t.Fatal("a nil allowOrigin accepted an origin")
 	}
-	if open.Load() != 0 {
-		t.Fatal("a refused upgrade reached the backend")
+	ws := rs.mustDial(t) // the allowed origin gets through
+	ws.Close()
+	rs.waitSession(t)
+	if reached.Load() != 1 {
+		t.Fatalf("backend saw %d connections, want only the allowed one", reached.Load())
 	}
 }
 
-func TestBackendCloseClosesBrowserAndNoLeaks(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("bye"))
-			c.Close()
-		}
-	}()
-	srv := relayServer(t, ln.Addr().String(), nil, nil)
-	base := runtime.NumGoroutine()
-	for i := 0; i < 200; i++ {
-		ws, err := dialWS(t, srv, "https://ok.example")
-		if err != nil {
+// TestBackendCloseClosesBrowser: when the host hangs up, the browser gets
+// the last bytes and then a normal close.
+func TestBackendCloseClosesBrowser(t *testing.T) {
+	backend := backendServer(t, func(c net.Conn) { c.Write([]byte("bye")) })
+	rs := newRelayServer(t, backend, relayOptions{})
+	ws := rs.mustDial(t)
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if got, err := readN(ws, 3); err != nil || string(got) != "bye" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	_, _, err := ws.NextReader()
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("after the backend closed, browser read %v, want close 1000", err)
+	}
+	if s := rs.waitSession(t); s.err != nil || s.down != 3 {
+		t.Fatalf("session ended with %v after %d bytes", s.err, s.down)
+	}
+}
+
+// TestBrowserCloseClosesBackend: both a close frame and a vanished
+// browser close the backend connection; only the second is an error.
+func TestBrowserCloseClosesBackend(t *testing.T) {
+	for _, abrupt := range []bool{false, true} {
+		gone := make(chan error, 1)
+		backend := backendServer(t, func(c net.Conn) {
+			_, err := io.Copy(io.Discard, c)
+			gone <- err
+		})
+		rs := newRelayServer(t, backend, relayOptions{})
+		ws := rs.mustDial(t)
+		if err := ws.WriteMessage(websocket.BinaryMessage, []byte("x")); err != nil {
 			t.Fatal(err)
 		}
-		s := NewStream(ws)
-		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-		b, err := io.ReadAll(s)
-		if string(b) != "bye" {
-			t.Fatalf("got %q %v", b, err)
+		if abrupt {
+			ws.NetConn().Close()
+		} else {
+			ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(5*time.Second))
+		}
+		select {
+		case err := <-gone:
+			if err != nil {
+				t.Fatalf("abrupt=%v: backend read ended with %v, want EOF", abrupt, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("abrupt=%v: backend connection stayed open", abrupt)
+		}
+		s := rs.waitSession(t)
+		ws.Close()
+		if abrupt != (s.err != nil) {
+			t.Fatalf("abrupt=%v: Pipe returned %v", abrupt, s.err)
+		}
+		if s.up != 1 {
+			t.Fatalf("abrupt=%v: up counter %d, want 1", abrupt, s.up)
+		}
+	}
+}
+
+// TestProtocolErrorClosesWithCode: an unmasked frame from the browser
+// ends the session with close code 1002 on the wire.
+func TestProtocolErrorClosesWithCode(t *testing.T) {
+	rs := newRelayServer(t, backendServer(t, echo), relayOptions{})
+	ws := rs.mustDial(t)
+	defer ws.Close()
+	if _, err := ws.NetConn().Write([]byte{0x82, 0x01, 'x'}); err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, _, err := ws.NextReader()
+	if !websocket.IsCloseError(err, websocket.CloseProtocolError) {
+		t.Fatalf("browser read %v, want close 1002", err)
+	}
+	var pe *protocolError
+	if s := rs.waitSession(t); !errors.As(s.err, &pe) {
+		t.Fatalf("Pipe returned %v, want the protocol error", s.err)
+	}
+}
+
+// TestCancelEndsPipe: cancelling the session's context closes both sides.
+func TestCancelEndsPipe(t *testing.T) {
+	gone := make(chan struct{})
+	backend := backendServer(t, func(c net.Conn) { io.Copy(io.Discard, c); close(gone) })
+	ctx, cancel := context.WithCancelCause(context.Background())
+	rs := newRelayServer(t, backend, relayOptions{ctx: ctx})
+	ws := rs.mustDial(t)
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.BinaryMessage, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("session revoked")
+	cancel(stop)
+	if s := rs.waitSession(t); !errors.Is(s.err, stop) {
+		t.Fatalf("Pipe returned %v, want the cancel cause", s.err)
+	}
+	ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, _, err := ws.NextReader(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("browser read %v, want close 1000", err)
+	}
+	select {
+	case <-gone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("backend connection stayed open")
+	}
+}
+
+// TestPipeNoGoroutineLeak: 200 sessions ended in every way leave no
+// goroutine behind.
+func TestPipeNoGoroutineLeak(t *testing.T) {
+	backend := backendServer(t, func(c net.Conn) {
+		b := make([]byte, 1)
+		for {
+			if _, err := c.Read(b); err != nil {
+				return
+			}
+			c.Write(b)
+			if b[0] == 'q' {
+				return // the host hangs up
+			}
+		}
+	})
+	rs := newRelayServer(t, backend, relayOptions{})
+	// Warm up once so lazily started runtime and TLS goroutines count in
+	// the baseline.
+	ws := rs.mustDial(t)
+	ws.Close()
+	rs.waitSession(t)
+	base := runtime.NumGoroutine()
+
+	const sessions = 200
+	for i := range sessions {
+		ws := rs.mustDial(t)
+		msg := []byte{"eeq"[i%3]}
+		if err := ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+		ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if got, err := readN(ws, 1); err != nil || got[0] != msg[0] {
+			t.Fatalf("session %d: echo %q, %v", i, got, err)
+		}
+		switch i % 3 {
+		case 0: // the browser closes properly
+			ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(5*time.Second))
+		case 1: // the browser vanishes
+		case 2: // the host hung up; the browser sees the close
+			if _, _, err := ws.NextReader(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+				t.Fatalf("session %d: got %v, want close 1000", i, err)
+			}
 		}
 		ws.Close()
 	}
-	srv.CloseClientConnections()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > base+5 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	for range sessions {
+		rs.waitSession(t)
 	}
-	if n := runtime.NumGoroutine(); n > base+5 {
-		t.Fatalf("goroutines leaked: %d → %d", base, n)
+	deadline := time.Now().Add(20 * time.Second)
+	n := runtime.NumGoroutine()
+	for n > base && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	if n > base {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines: %d before, %d after %d sessions\n%s", base, n, sessions, buf[:runtime.Stack(buf, true)])
 	}
 }
 
-func TestPipeEndsOnCancel(t *testing.T) {
+// TestPipeNetPipe: Pipe on plain in-memory connections, for what the
+// wss tests cannot force: a context that ends first, and nil counters.
+func TestPipeNetPipe(t *testing.T) {
 	a1, a2 := net.Pipe()
 	b1, b2 := net.Pipe()
-	defer a2.Close()
-	defer b2.Close()
+	t.Cleanup(func() { a1.Close(); a2.Close(); b1.Close(); b2.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- Pipe(ctx, a1, b1, nil, nil) }()
+	done := make(chan error, 1)
+	go func() { done <- Pipe(ctx, a1, b1, nil) }()
+	go a2.Write([]byte("ping"))
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(b2, got); err != nil || string(got) != "ping" {
+		t.Fatalf("got %q, %v", got, err)
+	}
 	cancel()
 	select {
 	case err := <-done:
-		if err != context.Canceled {
-			t.Fatalf("got %v", err)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Pipe returned %v, want context.Canceled", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Pipe did not return after cancel")
 	}
-}
-
-// countConn counts Write calls on the connection under a WebSocket.
-type countConn struct {
-	net.Conn
-	writes atomic.Int64
-}
-
-func (c *countConn) Write(p []byte) (int, error) { c.writes.Add(1); return c.Conn.Write(p) }
-
-// TestOneWritePerMessage: a Write of up to BufferSize bytes is one frame
-// in one write on the connection (one TLS record batch, one syscall).
-func TestOneWritePerMessage(t *testing.T) {
-	var cc *countConn
-	ready := make(chan *websocket.Conn, 1)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	up := NewUpgrader(func(string) bool { return true })
-	go http.Serve(&wrapListener{Listener: ln, wrap: func(c net.Conn) net.Conn { cc = &countConn{Conn: c}; return cc }},
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ws, err := up.Upgrade(w, r, nil)
-			if err == nil {
-				ready <- ws
-			}
-		}))
-	d := websocket.Dialer{}
-	client, _, err := d.Dial("ws://"+ln.Addr().String(), http.Header{"Origin": {"http://x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	s := NewStream(<-ready)
-	before := cc.writes.Load()
-	for i := 0; i < 10; i++ {
-		s.Write(make([]byte, BufferSize))
-	}
-	if got := cc.writes.Load() - before; got != 10 {
-		t.Fatalf("10 messages took %d writes", got)
+	for _, c := range []net.Conn{a2, b2} {
+		if _, err := c.Read(got); err != io.EOF {
+			t.Fatalf("peer read %v after Pipe ended, want EOF", err)
+		}
 	}
 }
 
-type wrapListener struct {
-	net.Listener
-	wrap func(net.Conn) net.Conn
-}
+// TestKeepAlive: a browser that answers pings keeps its session; one
+// that stops reading (so never answers) is dropped by the read deadline.
+func TestKeepAlive(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	rs := newRelayServer(t, backendServer(t, echo), relayOptions{keepAlive: interval})
 
-func (l *wrapListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	live := rs.mustDial(t)
+	defer live.Close()
+	var pings atomic.Int64
+	live.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		return live.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
+	})
+	reads := make(chan error, 1)
+	go func() {
+		_, err := readN(live, 1)
+		reads <- err
+	}()
+	// Wait for several pings to have been answered, then check the session
+	// still relays.
+	deadline := time.Now().Add(20 * time.Second)
+	for pings.Load() < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
-	return l.wrap(c), nil
+	if pings.Load() < 5 {
+		t.Fatalf("only %d pings arrived", pings.Load())
+	}
+	if err := live.WriteMessage(websocket.BinaryMessage, []byte("x")); err != nil {
+		t.Fatalf("live session: %v", err)
+	}
+	if err := <-reads; err != nil {
+		t.Fatalf("live session dropped: %v", err)
+	}
+	live.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(5*time.Second))
+	if s := rs.waitSession(t); s.err != nil {
+		t.Fatalf("live session ended with %v", s.err)
+	}
+
+	dead := rs.mustDial(t) // never reads, so never answers a ping
+	defer dead.Close()
+	s := rs.waitSession(t)
+	if !errors.Is(s.err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent browser's session ended with %v, want a read deadline error", s.err)
+	}
 }

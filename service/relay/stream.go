@@ -1,0 +1,178 @@
+package relay
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// readBufferSize is the Stream's read buffer: room for many small input
+// messages per system call; larger reads go straight to the caller.
+const readBufferSize = 8 << 10
+
+// closeWait bounds how long sending a close frame may block on a peer that
+// does not read.
+const closeWait = time.Second
+
+// Stream is a browser WebSocket seen as a byte stream. Read returns the
+// payloads of binary and text messages as one stream, across message
+// boundaries; each Write is sent as binary messages of at most BufferSize
+// bytes, each one frame in one write on the connection.
+//
+// One goroutine may read while another writes; Write, WriteText, Close and
+// gorilla's control writes are safe together.
+//
+// Stream reads frames itself instead of through gorilla's NextReader,
+// which allocates a reader per message: on the upload path that was the
+// only allocation left. gorilla still does the handshake, all writes, and
+// the ping, pong and close handlers, which Stream calls as gorilla would.
+type Stream struct {
+	ws  *websocket.Conn
+	r   frameReader
+	err error // sticky read error, owned by the reading goroutine
+	wmu sync.Mutex
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewStream wraps ws, which must come straight from Upgrade (a server-side
+// connection nobody has read from). From then on only the Stream may read
+// ws; gorilla's NextReader and ReadMessage must not be used. Messages
+// larger than MaxMessage end the stream with close code 1009.
+func NewStream(ws *websocket.Conn) *Stream {
+	s := &Stream{ws: ws}
+	s.r = frameReader{
+		br:      bufio.NewReaderSize(ws.NetConn(), readBufferSize),
+		limit:   MaxMessage,
+		control: s.control,
+	}
+	return s
+}
+
+// Conn returns the underlying WebSocket, for its handlers and addresses.
+func (s *Stream) Conn() *websocket.Conn { return s.ws }
+
+// Read reads message payloads as one stream. A close frame with a normal
+// code (1000, 1001 or none) reads as io.EOF; another close code as a
+// *websocket.CloseError; a frame that breaks the protocol makes Stream
+// send a close frame with the matching code and return an error. Errors
+// are permanent.
+func (s *Stream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	if err != nil {
+		s.err = s.readError(err)
+	}
+	return n, s.err
+}
+
+// readError turns a frameReader error into what Read reports, telling the
+// peer about a protocol error on the way.
+func (s *Stream) readError(err error) error {
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		msg := websocket.FormatCloseMessage(pe.code, pe.msg)
+		if len(msg) > maxControlPayload {
+			msg = msg[:maxControlPayload]
+		}
+		// Best effort: the peer is misbehaving and may not read.
+		_ = s.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeWait))
+		return fmt.Errorf("read websocket: %w", err)
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
+			return io.EOF
+		}
+		return err
+	}
+	return fmt.Errorf("read websocket: %w", err)
+}
+
+// control handles a ping, pong or close frame with gorilla's handlers, so
+// SetPingHandler, SetPongHandler (KeepAlive) and SetCloseHandler work as
+// documented by gorilla.
+func (s *Stream) control(op byte, payload []byte) error {
+	switch op {
+	case opPing:
+		return s.ws.PingHandler()(string(payload))
+	case opPong:
+		return s.ws.PongHandler()(string(payload))
+	}
+	code, text, err := parseClose(payload)
+	if err != nil {
+		return err
+	}
+	if err := s.ws.CloseHandler()(code, text); err != nil {
+		return err
+	}
+	return &websocket.CloseError{Code: code, Text: text}
+}
+
+// Write sends p as binary messages of at most BufferSize bytes each; a
+// message up to that size is one frame in one write on the connection.
+func (s *Stream) Write(p []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), BufferSize)]
+		if err := s.ws.WriteMessage(websocket.BinaryMessage, chunk); err != nil {
+			return written, fmt.Errorf("write to browser: %w", err)
+		}
+		written += len(chunk)
+		p = p[len(chunk):]
+	}
+	return written, nil
+}
+
+// WriteText sends p as one text message, for pages that take control
+// messages as text beside the binary stream.
+func (s *Stream) WriteText(p []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.ws.WriteMessage(websocket.TextMessage, p); err != nil {
+		return fmt.Errorf("write text to browser: %w", err)
+	}
+	return nil
+}
+
+// Close sends a normal-closure frame (waiting at most a second for a peer
+// that does not read) and closes the connection. Only the first call does
+// anything.
+func (s *Stream) Close() error {
+	s.closeOnce.Do(func() {
+		// Fails harmlessly when the peer's close frame was already answered.
+		_ = s.ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeWait))
+		if err := s.ws.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close websocket: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// SetReadDeadline sets the deadline for Read. KeepAlive moves it on every
+// pong, so do not combine the two.
+func (s *Stream) SetReadDeadline(t time.Time) error { return s.ws.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline for Write and WriteText. After a
+// write times out the stream is broken.
+func (s *Stream) SetWriteDeadline(t time.Time) error { return s.ws.SetWriteDeadline(t) }
+
+// SetDeadline sets both deadlines.
+func (s *Stream) SetDeadline(t time.Time) error {
+	if err := s.ws.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return s.ws.SetReadDeadline(t)
+}
