@@ -1,0 +1,119 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"portico/service/admin"
+	"portico/service/config"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  string
+)
+
+// gatewayBinary builds portico-gateway once for the whole test run.
+func gatewayBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "portico-bin-")
+		if err != nil {
+			binErr = err.Error()
+			return
+		}
+		binPath = filepath.Join(dir, "portico-gateway")
+		cmd := exec.Command("go", "build", "-o", binPath, "../service")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = err.Error() + "\n" + string(out)
+		}
+	})
+	if binErr != "" {
+		t.Fatalf("build gateway: %s", binErr)
+	}
+	return binPath
+}
+
+// portico is a running gateway binary with its admin API.
+type portico struct {
+	URL   string // https://127.0.0.1:PORT
+	Data  string
+	API   *admin.Client
+	Admin string // first-run admin password
+}
+
+func startPortico(t *testing.T) *portico {
+	t.Helper()
+	bin := gatewayBinary(t)
+	data := t.TempDir()
+	port := freePort(t)
+	cmd := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:"+strconv.Itoa(port),
+		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs.String())
+		}
+	})
+	sc := bufio.NewScanner(out)
+	pw := ""
+	pwRE := regexp.MustCompile(`password: (\S+)`)
+	for sc.Scan() {
+		if m := pwRE.FindStringSubmatch(sc.Text()); m != nil {
+			pw = m[1]
+		}
+		if strings.Contains(sc.Text(), "User Portal at") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, out)
+	c, err := admin.Dial(data)
+	if err != nil {
+		t.Fatalf("admin API: %v\n%s", err, logs.String())
+	}
+	return &portico{URL: "https://127.0.0.1:" + strconv.Itoa(port), Data: data, API: c, Admin: pw}
+}
+
+// do calls the admin API and fails the test on error.
+func (p *portico) do(t *testing.T, method, path string, body, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.API.Do(ctx, method, path, body, out); err != nil {
+		t.Fatalf("admin API %s %s: %v", method, path, err)
+	}
+}
+
+// seedUser adds group "staff" and user alice in it.
+func (p *portico) seedUser(t *testing.T) {
+	p.do(t, "POST", "/api/v1/groups", map[string]string{"name": "staff"}, nil)
+	p.do(t, "POST", "/api/v1/users", map[string]any{"username": "alice", "domain": "OFFICE", "displayName": "Alice Example", "groups": []string{"staff"}, "password": "alice-password"}, nil)
+}
+
+// editSite changes the site defaults through the admin API.
+func (p *portico) editSite(t *testing.T, fn func(*config.PortalSettings)) {
+	t.Helper()
+	var cur struct{ Settings config.PortalSettings }
+	p.do(t, "GET", "/api/v1/settings/site", nil, &cur)
+	fn(&cur.Settings)
+	p.do(t, "PUT", "/api/v1/settings/site", cur.Settings, nil)
+}

@@ -1,0 +1,193 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gorilla/websocket"
+
+	"portico/service/config"
+	"portico/service/policy"
+	"portico/service/relay"
+	"portico/service/relay/vnc"
+	"portico/service/sessions"
+	"portico/service/store"
+)
+
+// relayState is the portal's state for live relays.
+type relayState struct {
+	// files maps live SSH sessions to their SFTP handles.
+	files *fileSessions
+}
+
+// relayRoutes registers the WebSocket relays and the file-transfer API.
+func (p *Portal) relayRoutes(m *http.ServeMux) {
+	p.relays.files = newFileSessions()
+	m.HandleFunc("GET /relay/vnc", p.relayVNC)
+	m.HandleFunc("GET /relay/ssh", p.relaySSH)
+	m.HandleFunc("GET /api/files/{sid}", p.filesList)
+	m.HandleFunc("POST /api/files/{sid}", p.filesUpload)
+	m.HandleFunc("GET /api/files/{sid}/download", p.filesDownload)
+}
+
+// opened is a relay request that passed every check: the ticket was
+// redeemed, the resource is still assigned, and policy was decided.
+type opened struct {
+	ticket   Ticket
+	res      config.Resource
+	decision policy.Decision
+}
+
+// admit checks a relay request before anything reaches the host: a
+// signed-in portal session, a valid single-use ticket bound to it, a
+// resource still assigned to the user, the expected protocol and an
+// allowed origin. Refusals are answered with 403 and audited.
+func (p *Portal) admit(w http.ResponseWriter, r *http.Request, proto config.Protocol) (*opened, bool) {
+	ip := p.clientIP(r)
+	refuse := func(code int, user, reason, msg string) (*opened, bool) {
+		p.audit(store.Event{Type: "ticket.refused", User: user, ClientIP: ip, Detail: reason})
+		http.Error(w, msg, code)
+		return nil, false
+	}
+	if !p.originAllowed(r) {
+		return refuse(http.StatusForbidden, "", "relay request from a foreign origin "+r.Header.Get("Origin"), "origin not allowed")
+	}
+	s := p.current(r)
+	if s == nil {
+		return refuse(http.StatusUnauthorized, "", "relay request without a portal session", "signed out: sign in again")
+	}
+	t, err := p.tickets.Redeem(r.URL.Query().Get("ticket"), s.ID())
+	if err != nil {
+		return refuse(http.StatusForbidden, s.User, err.Error(), err.Error()+": open the resource again from the portal")
+	}
+	sn := snap(r)
+	res, ok := sn.Resource(t.Resource)
+	if !ok || !isAssigned(res, s) || res.Protocol != proto {
+		return refuse(http.StatusForbidden, s.User, "ticket for a resource that is gone, unassigned or of another protocol", "this resource is no longer available to you")
+	}
+	d := p.decide(res, sn, t.User, t.Groups, t.ClientOS, t.ClientIP)
+	return &opened{ticket: t, res: res, decision: d}, true
+}
+
+// originAllowed accepts WebSocket upgrades only from the portal's own
+// origin or an origin CORS allows; a browser always sends Origin.
+func (p *Portal) originAllowed(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	c := snap(r).Effective.Portal.Restrictions.CORS
+	if c.Enabled {
+		for _, a := range c.Origins {
+			if strings.EqualFold(a, o) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// register adds the session to the live registry and audits its start; the
+// returned end function audits the end with the byte counts.
+func (p *Portal) register(o *opened, cancel func(string)) (*sessions.Session, func(error)) {
+	t := o.ticket
+	sess, remove := p.Sessions.Add(sessions.Info{User: t.User, Resource: o.res.ID, Protocol: string(o.res.Protocol), ClientIP: t.ClientIP, ReportedIP: t.ReportedIP}, cancel)
+	p.audit(store.Event{Type: "session.start", User: t.User, ClientIP: t.ClientIP, ReportedIP: t.ReportedIP, Resource: o.res.ID,
+		Detail: fmt.Sprintf("%s session %s; %s", o.res.Protocol, sess.ID(), strings.Join(o.decision.Explanation, "; "))})
+	return sess, func(err error) {
+		remove()
+		detail := fmt.Sprintf("session %s ended: %d bytes up, %d bytes down", sess.ID(), sess.Up().Load(), sess.Down().Load())
+		if err != nil {
+			detail += ": " + err.Error()
+		}
+		p.audit(store.Event{Type: "session.end", User: t.User, ClientIP: t.ClientIP, Resource: o.res.ID, Detail: detail})
+	}
+}
+
+// dialHost opens the TCP connection to the resource's host.
+func (p *Portal) dialHost(ctx context.Context, res config.Resource) (net.Conn, error) {
+	addr := net.JoinHostPort(res.Host, strconv.Itoa(res.Port))
+	c, err := p.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("the host %s is unreachable: %w", res.Name, err)
+	}
+	return c, nil
+}
+
+// countingConn counts bytes read from (down) and written to (up) a host.
+type countingConn struct {
+	net.Conn
+	up, down *atomic.Int64
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.down.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.up.Add(int64(n))
+	return n, err
+}
+
+// closeWS sends a close frame with a reason the page can show.
+func closeWS(ws *websocket.Conn, code int, reason string) {
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), timeNowPlus())
+	ws.Close()
+}
+
+// relayVNC serves noVNC: the gateway does the RFB handshake with the host
+// (answering its password challenge) and enforces clipboard direction on
+// the wire.
+func (p *Portal) relayVNC(w http.ResponseWriter, r *http.Request) {
+	o, ok := p.admit(w, r, config.ProtocolVNC)
+	if !ok {
+		return
+	}
+	password, err := p.Secrets.Unseal(o.res.Credentials.Password)
+	if err != nil {
+		p.Logger.Error("unseal VNC password", "resource", o.res.ID, "err", err)
+		http.Error(w, "the gateway cannot read this resource's stored password; ask the administrator to set it again", http.StatusInternalServerError)
+		return
+	}
+	ws, err := p.upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	sess, end := p.register(o, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
+	host, err := p.dialHost(ctx, o.res)
+	if err != nil {
+		closeWS(ws, websocket.CloseTryAgainLater, err.Error())
+		end(err)
+		return
+	}
+	backend := &countingConn{Conn: host, up: sess.Up(), down: sess.Down()}
+	err = vnc.Proxy(ctx, relay.NewStream(ws), backend, vnc.Options{Password: password, Clipboard: o.decision.Clipboard, Logger: p.Logger})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		closeWS(ws, websocket.CloseInternalServerErr, err.Error())
+	}
+	end(err)
+}
