@@ -113,4 +113,3 @@ func waitJS(t *testing.T, ctx context.Context, d time.Duration, expr, what strin
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
