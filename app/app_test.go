@@ -3,13 +3,18 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -223,8 +228,11 @@ func TestIPDetectionTestButton(t *testing.T) {
 
 func TestResourceAddedInTheGUI(t *testing.T) {
 	u, c := newTestUI(t)
+	c.Do(context.Background(), "POST", "/api/v1/groups", map[string]string{"name": "staff"}, nil)
+	c.Do(context.Background(), "POST", "/api/v1/users", map[string]any{"username": "alice", "groups": []string{"staff"}, "password": "alice-password"}, nil)
 	u.resources.edit(nil)
 	f := u.lastResourceForm
+	typeInto(f.groups, "staff")
 	typeInto(f.name, "Office PC")
 	f.proto.SetSelected("vnc")
 	typeInto(f.host, "127.0.0.1")
@@ -249,5 +257,62 @@ func TestResourceAddedInTheGUI(t *testing.T) {
 	}
 	if len(u.resources.rows) != 1 {
 		t.Fatal("resource list not refreshed")
+	}
+	// A user of the assigned group can launch it in the portal.
+	st := get[admin.Status](t, c, "/api/v1/status")
+	base := "https://" + st.Listeners[0].Addr + "/userportal"
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := hc.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)[1]
+	resp, err = hc.PostForm(base+"/signin", url.Values{"csrf": {string(csrf)}, "username": {"alice"}, "password": {"alice-password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	token := regexp.MustCompile(`data-csrf="([^"]+)"`).FindSubmatch(home)
+	if token == nil || !strings.Contains(string(home), "Office PC") {
+		t.Fatalf("the GUI-made resource is not in alice's portal:\n%s", home)
+	}
+	req, _ := http.NewRequest("POST", base+"/api/launch/"+rows[0].ID, nil)
+	req.Header.Set("X-CSRF-Token", string(token[1]))
+	resp, err = hc.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("launch: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+}
+
+func TestPolicyEditorAndExplain(t *testing.T) {
+	u, c := newTestUI(t)
+	c.Do(context.Background(), "POST", "/api/v1/groups", map[string]string{"name": "contractors"}, nil)
+	c.Do(context.Background(), "POST", "/api/v1/users", map[string]any{"username": "bob", "groups": []string{"contractors"}, "password": "bob-password"}, nil)
+	c.Do(context.Background(), "POST", "/api/v1/resources", map[string]any{"id": "pc", "name": "PC", "protocol": "vnc", "host": "127.0.0.1", "groups": []string{"contractors"}}, nil)
+	p := u.policies
+	typeInto(p.editor, `[{"id":"contractors","name":"Contractors","enabled":true,"groups":["contractors"],"fileTransfer":"client-to-server"}]`)
+	test.Tap(p.saveBtn)
+	u.Wait()
+	if !strings.Contains(p.msg.Text, "saved") {
+		t.Fatalf("policies not saved: %q", p.msg.Text)
+	}
+	typeInto(p.exUser, "bob")
+	typeInto(p.exRes, "pc")
+	p.explain()
+	u.Wait()
+	want := "file transfer = client-to-server because host allows bidirectional, portal allows bidirectional, policy 'Contractors' allows client-to-server"
+	if !strings.Contains(p.exOut.Text, want) {
+		t.Fatalf("explanation %q", p.exOut.Text)
+	}
+	typeInto(p.editor, `[{"id":"Bad ID","name":""}]`)
+	test.Tap(p.saveBtn)
+	u.Wait()
+	if !strings.Contains(p.msg.Text, "Not saved") {
+		t.Fatalf("invalid policy accepted: %q", p.msg.Text)
 	}
 }

@@ -18,6 +18,7 @@
 //	POST users/{name}/password       set a new password ({"password": ""} generates one)
 //	GET  groups                      POST groups; PUT|DELETE groups/{name}
 //	GET  policies                    PUT policies (the whole ordered list)
+//	POST policies/explain            {"user","resource","clientOS","clientIP"} → effective directions and why
 //	GET  certificate                 POST certificate/import; POST certificate/self-signed
 //	GET  sessions                    DELETE sessions/{id}
 //	GET  audit?user=&type=&since=&limit=

@@ -2,12 +2,14 @@ package admin
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"portico/service/config"
 	"portico/service/ipdetect"
+	"portico/service/policy"
 	"portico/service/store"
 )
 
@@ -36,6 +38,7 @@ func (a *api) routes() {
 	m.HandleFunc("DELETE /api/v1/groups/{name}", a.deleteGroup)
 	m.HandleFunc("GET /api/v1/policies", a.getPolicies)
 	m.HandleFunc("PUT /api/v1/policies", a.putPolicies)
+	m.HandleFunc("POST /api/v1/policies/explain", a.explain)
 	m.HandleFunc("GET /api/v1/certificate", a.getCertificate)
 	m.HandleFunc("POST /api/v1/certificate/import", a.importCertificate)
 	m.HandleFunc("POST /api/v1/certificate/self-signed", a.selfSigned)
@@ -369,4 +372,52 @@ func (a *api) testIPDetection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "ip": ip})
+}
+
+// explainIn names the session to explain.
+type explainIn struct {
+	User     string `json:"user"`
+	Resource string `json:"resource"`
+	ClientOS string `json:"clientOS"`
+	ClientIP string `json:"clientIP"`
+}
+
+// explain answers "for user X on resource Y from client Z, what may the
+// clipboard and file transfer do, and why" with the same policy.Decide the
+// relays use.
+func (a *api) explain(w http.ResponseWriter, r *http.Request) {
+	var in explainIn
+	if err := decode(r, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	snap := a.Live.Load()
+	var es config.FieldErrors
+	res, ok := snap.Resource(in.Resource)
+	if !ok {
+		es = append(es, config.FieldError{Field: "resource", Value: in.Resource, Message: "no such resource"})
+	}
+	var groups []string
+	err := a.Store.View(func(t *store.Tx) error {
+		u, err := t.User(in.User)
+		groups = u.Groups
+		return err
+	})
+	if err != nil {
+		es = append(es, config.FieldError{Field: "user", Value: in.User, Message: "no such user"})
+	}
+	ip := net.ParseIP(in.ClientIP)
+	if in.ClientIP != "" && ip == nil {
+		es = append(es, config.FieldError{Field: "clientIP", Value: in.ClientIP, Message: "not an IP address"})
+	}
+	if len(es) > 0 {
+		a.fail(w, r, es)
+		return
+	}
+	os := in.ClientOS
+	if os == "" {
+		os = "other"
+	}
+	d := policy.Decide(res, snap.Effective.Portal, snap.Policies, policy.Client{User: in.User, Groups: groups, OS: os, IP: ip, Gateway: snap.Gateway.ID})
+	writeJSON(w, http.StatusOK, d)
 }
