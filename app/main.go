@@ -10,32 +10,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
+
+	"portico/service/admin"
 )
 
 //go:embed icon.png
 var iconPNG []byte
 
-func defaultDataDir() string {
-	switch runtime.GOOS {
-	case "windows":
-		base := os.Getenv("ProgramData")
-		if base == "" {
-			base = `C:\ProgramData`
-		}
-		return filepath.Join(base, "Portico")
-	case "darwin":
-		return "/Library/Application Support/Portico"
-	}
-	return "/var/lib/portico"
-}
 
 func main() {
-	dataDir := flag.String("data-dir", defaultDataDir(), "the gateway's data directory (admin token and endpoint)")
+	dataDir := flag.String("data-dir", admin.DefaultDataDir(), "the gateway's data directory (admin token and endpoint)")
 	gateway := flag.String("gateway-binary", "", "path of portico-gateway for service control (default: next to this program, then PATH)")
 	shots := flag.String("screenshot-dir", "", "take a PNG of each page into this directory and exit (documentation, checks)")
 	flag.Parse()

@@ -24,6 +24,7 @@ import (
 	"github.com/kardianos/service"
 
 	"portico/assets"
+	"portico/service/admin"
 	"portico/portal"
 	"portico/service/gateway"
 )
@@ -62,7 +63,7 @@ type flags struct {
 func newFlagSet(name string, f *flags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "where the store, keys, certificates and admin token live")
+	fs.StringVar(&f.dataDir, "data-dir", admin.DefaultDataDir(), "where the store, keys, certificates and admin token live")
 	fs.StringVar(&f.httpsAddr, "https-addr", "", "HTTPS listen address (default: stored setting, :443)")
 	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP redirect listen address (default: stored setting, :80)")
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "admin API listen address, loopback only (default: stored setting, 127.0.0.1:9443)")
@@ -75,19 +76,6 @@ func newFlagSet(name string, f *flags, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-func defaultDataDir() string {
-	switch runtime.GOOS {
-	case "windows":
-		base := os.Getenv("ProgramData")
-		if base == "" {
-			base = `C:\ProgramData`
-		}
-		return filepath.Join(base, "Portico")
-	case "darwin":
-		return "/Library/Application Support/Portico"
-	}
-	return "/var/lib/portico"
-}
 
 func runMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {

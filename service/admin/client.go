@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -32,6 +33,22 @@ type Endpoint struct {
 	URL string `json:"url"`
 	// CertSHA256 is the admin certificate's fingerprint.
 	CertSHA256 string `json:"certSHA256"`
+}
+
+// DefaultDataDir is the platform's place for the gateway's data, shared by
+// the gateway (its --data-dir default) and its local clients.
+func DefaultDataDir() string {
+	switch runtime.GOOS {
+	case "windows":
+		base := os.Getenv("ProgramData")
+		if base == "" {
+			base = `C:\ProgramData`
+		}
+		return filepath.Join(base, "Portico")
+	case "darwin":
+		return "/Library/Application Support/Portico"
+	}
+	return "/var/lib/portico"
 }
 
 // ErrNoGateway means there is no gateway data in the directory (not
