@@ -21,7 +21,6 @@ import (
 //go:embed icon.png
 var iconPNG []byte
 
-
 func main() {
 	dataDir := flag.String("data-dir", admin.DefaultDataDir(), "the gateway's data directory (admin token and endpoint)")
 	gateway := flag.String("gateway-binary", "", "path of portico-gateway for service control (default: next to this program, then PATH)")

@@ -24,8 +24,8 @@ import (
 	"github.com/kardianos/service"
 
 	"portico/assets"
-	"portico/service/admin"
 	"portico/portal"
+	"portico/service/admin"
 	"portico/service/gateway"
 )
 
@@ -75,7 +75,6 @@ func newFlagSet(name string, f *flags, stderr io.Writer) *flag.FlagSet {
 	}
 	return fs
 }
-
 
 func runMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
