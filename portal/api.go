@@ -108,6 +108,9 @@ type sessionView struct {
 	ClipToClient bool
 	Upload       bool
 	Download     bool
+	// RDPUser prefills the RDP sign-in (NLA runs in the browser, so the
+	// user types the password; stored passwords are never sent to it).
+	RDPUser string
 }
 
 // sessionPage renders the page that runs the protocol's web client. The
@@ -129,6 +132,12 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 		Clipboard: d.Clipboard, FileTransfer: d.FileTransfer,
 		ClipToServer: d.Clipboard.ClientToServer(), ClipToClient: d.Clipboard.ServerToClient(),
 		Upload: d.FileTransfer.ClientToServer(), Download: d.FileTransfer.ServerToClient(),
+	}
+	if res.Protocol == config.ProtocolRDP {
+		v.RDPUser = res.Credentials.Username
+		if res.Credentials.Mode == config.CredPortal {
+			v.RDPUser = s.User
+		}
 	}
 	p.render(w, r, http.StatusOK, "session.html", pageData{Title: res.Name, Session: s, Data: v})
 }

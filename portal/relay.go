@@ -33,6 +33,7 @@ func (p *Portal) relayRoutes(m *http.ServeMux) {
 	p.relays.files = newFileSessions()
 	m.HandleFunc("GET /relay/vnc", p.relayVNC)
 	m.HandleFunc("GET /relay/ssh", p.relaySSH)
+	m.HandleFunc("GET /relay/rdp", p.relayRDP)
 	m.HandleFunc("GET /api/files/{sid}", p.filesList)
 	m.HandleFunc("POST /api/files/{sid}", p.filesUpload)
 	m.HandleFunc("GET /api/files/{sid}/download", p.filesDownload)

@@ -36,7 +36,8 @@ export const ui = {
     clipToServer: ds.clipToServer === 'true', clipToClient: ds.clipToClient === 'true',
     upload: ds.upload === 'true', download: ds.download === 'true',
   },
-  urls: { novnc: ds.novnc, xterm: ds.xterm, xtermFit: ds.xtermFit, xtermCss: ds.xtermCss },
+  urls: { novnc: ds.novnc, xterm: ds.xterm, xtermFit: ds.xtermFit, xtermCss: ds.xtermCss, ironrdp: ds.ironrdp },
+  rdpUser: ds.rdpUser,
 };
 
 async function newTicket() {

@@ -1,0 +1,130 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// rdpServer is freerdp-shadow-cli sharing an Xvfb display, with NLA and a
+// SAM file for user "test" / "test".
+type rdpServer struct {
+	Port    int
+	Display string
+}
+
+func startRDP(t *testing.T, colour string) rdpServer {
+	t.Helper()
+	need(t, "Xvfb", "xvfb")
+	need(t, "winpr-hash", "winpr-utils")
+	need(t, "freerdp-shadow-cli", "freerdp2-shadow-x11")
+	need(t, "xsetroot", "x11-xserver-utils")
+	dir := t.TempDir()
+	r, w, _ := os.Pipe()
+	xvfb := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1024x768x24", "-nolisten", "tcp")
+	xvfb.ExtraFiles = []*os.File{w}
+	if err := xvfb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() { xvfb.Process.Kill(); xvfb.Wait() })
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		t.Fatalf("Xvfb did not report its display: %v", err)
+	}
+	display := ":" + strings.TrimSpace(line)
+	if out, err := exec.Command("xsetroot", "-display", display, "-solid", colour).CombinedOutput(); err != nil {
+		t.Fatalf("xsetroot: %v %s", err, out)
+	}
+	sam, err := exec.Command("winpr-hash", "-u", "test", "-p", "test", "-f", "sam").Output()
+	if err != nil {
+		t.Fatalf("winpr-hash: %v", err)
+	}
+	samFile := filepath.Join(dir, "sam")
+	os.WriteFile(samFile, sam, 0o600)
+	port := freePort(t)
+	shadow := exec.Command("freerdp-shadow-cli", "/bind-address:127.0.0.1", fmt.Sprintf("/port:%d", port), "/sec:nla", "/sam-file:"+samFile)
+	shadow.Env = []string{"DISPLAY=" + display, "HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+	logs := &syncBuffer{}
+	shadow.Stdout, shadow.Stderr = logs, logs
+	if err := shadow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shadow.Process.Kill(); shadow.Wait() })
+	waitPort(t, port, "freerdp-shadow-cli", &logs.Buffer)
+	return rdpServer{Port: port, Display: display}
+}
+
+func TestRDPSessionInTheBrowser(t *testing.T) {
+	srv := startRDP(t, "#00c000")
+	p := startPortico(t)
+	p.seedUser(t)
+	p.do(t, "POST", "/api/v1/resources", map[string]any{"id": "office", "name": "Office desktop", "protocol": "rdp", "host": "127.0.0.1",
+		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "ask", "username": "test"}}, nil)
+	ctx := browser(t)
+	signIn(t, ctx, p)
+
+	// A wrong password gets its own message.
+	run(t, ctx, 20*time.Second, chromedp.Click(`button.open[data-id="office"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
+		chromedp.SendKeys(`#rdp-pass`, "wrong", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
+	waitJS(t, ctx, 30*time.Second, `document.body.dataset.state === 'off'`, "RDP sign-in failure shown")
+	var title string
+	run(t, ctx, 5*time.Second, chromedp.Text(`#overlay-title`, &title, chromedp.ByID))
+	if !strings.Contains(title, "failed") && !strings.Contains(title, "Cannot connect") {
+		t.Fatalf("wrong password shows %q", title)
+	}
+
+	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID),
+		chromedp.Click(`button.open[data-id="office"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
+		chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
+	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'on'`, "RDP session connected")
+	// freerdp-shadow sends what changes on the display: repaint it now.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for _, c := range []string{"#000080", "#00c000"} {
+			exec.Command("xsetroot", "-display", srv.Display, "-solid", c).Run()
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	waitJS(t, ctx, 30*time.Second, `(() => { const c = window.__portico.canvas; if (!c || c.width < 100) return false;
+		const d = c.getContext('2d').getImageData(c.width/2, c.height/2, 1, 1).data; return d[1] > 150 && d[0] < 60 && d[2] < 60; })()`, "the host's green screen in the canvas")
+	screenshot(t, ctx, "rdp-session")
+	var sessions []map[string]any
+	p.do(t, "GET", "/api/v1/sessions", nil, &sessions)
+	if len(sessions) != 1 || sessions[0]["protocol"] != "rdp" {
+		t.Fatalf("live sessions %v", sessions)
+	}
+}
+
+func TestRDPUnreachableHostMessage(t *testing.T) {
+	p := startPortico(t)
+	p.seedUser(t)
+	closed := freePort(t)
+	p.do(t, "POST", "/api/v1/resources", map[string]any{"id": "gone", "name": "Gone", "protocol": "rdp", "host": "127.0.0.1",
+		"port": closed, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "ask", "username": "test"}}, nil)
+	ctx := browser(t)
+	signIn(t, ctx, p)
+	run(t, ctx, 20*time.Second, chromedp.Click(`button.open[data-id="gone"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
+		chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
+	waitJS(t, ctx, 30*time.Second, `document.body.dataset.state === 'off'`, "unreachable host shown")
+	var title string
+	run(t, ctx, 5*time.Second, chromedp.Text(`#overlay-title`, &title, chromedp.ByID))
+	if title != "Host unreachable" {
+		t.Fatalf("closed port shows %q, want Host unreachable", title)
+	}
+}
