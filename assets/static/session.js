@@ -80,6 +80,7 @@ document.getElementById('clip-copy')?.addEventListener('click', async () => {
   try { await navigator.clipboard.writeText(document.getElementById('clip-remote').value); } catch { /* needs a user gesture / permission */ }
 });
 document.getElementById('file-up')?.addEventListener('change', (ev) => client?.upload?.(ev.target.files));
+document.getElementById('btn-cad')?.addEventListener('click', () => client?.ctrlAltDel?.());
 document.getElementById('btn-full').addEventListener('click', () => {
   if (document.fullscreenElement) document.exitFullscreen(); else root.requestFullscreen?.();
 });
