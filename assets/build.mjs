@@ -1,54 +1,109 @@
-// Copies the browser clients Portico serves from the npm packages (locked
-// by package-lock.json) into vendor/, and writes brotli and gzip siblings
-// so the gateway can serve them compressed without compressing at run time.
-// Run: npm ci && node build.mjs
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { brotliCompressSync, gzipSync, constants } from 'node:zlib';
+// Copies the browser files Portico serves out of the npm packages (pinned
+// by package.json and package-lock.json) into vendor/, and writes brotli
+// and gzip siblings so the gateway never compresses at run time.
+//
+//   cd assets && npm ci && node build.mjs
+//
+// Only Node's standard library is used. The output is deterministic (same
+// packages → same bytes), so the Go side's tree hash, and with it every
+// asset URL, only changes when a file really does.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, posix } from 'node:path';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const nm = join(here, 'node_modules');
 const out = join(here, 'vendor');
 
-// Keep the committed README; everything else is rebuilt.
-for (const name of readdirSync(out, { withFileTypes: true })) {
-  if (name.name !== 'README.md') rmSync(join(out, name.name), { recursive: true, force: true });
+const packages = ['@novnc/novnc', '@xterm/xterm', '@xterm/addon-fit', 'ironrdp-wasm'];
+for (const p of packages) {
+  if (!existsSync(join(nm, p, 'package.json'))) {
+    console.error(`build.mjs: ${p} is not installed: run "npm ci" in assets/ first`);
+    process.exit(1);
+  }
 }
 
+// ES modules are followed through their relative imports, so exactly the
+// files a browser will request are copied (noVNC's core pulls in its
+// bundled pako this way). A bare specifier would not resolve in the
+// browser without an import map, so it stops the build. The regex is a
+// heuristic, not a parser; a file it missed would make the Go browser test
+// (which imports core/rfb.js from the embedded tree) fail.
+const importRe = /(?:^|[;}\s])(?:import|export)\s*(?:[\w*{}\s,$]*?\s*from\s*)?["']([^"']+)["']|\bimport\s*\(\s*["']([^"']+)["']\s*\)/g;
+function moduleGraph(pkgDir, entry) {
+  const seen = new Set();
+  const todo = [entry];
+  while (todo.length > 0) {
+    const rel = todo.pop();
+    if (seen.has(rel)) continue;
+    seen.add(rel);
+    const src = readFileSync(join(pkgDir, rel), 'utf8');
+    for (const m of src.matchAll(importRe)) {
+      const spec = m[1] ?? m[2];
+      if (!spec.startsWith('./') && !spec.startsWith('../')) {
+        throw new Error(`${rel} imports ${JSON.stringify(spec)}, which a browser cannot resolve`);
+      }
+      const target = posix.normalize(posix.join(posix.dirname(rel), spec));
+      if (target.startsWith('../')) throw new Error(`${rel} imports outside its package: ${spec}`);
+      todo.push(target);
+    }
+  }
+  return [...seen].sort();
+}
+
+// [package, file in package, path under vendor/]. noVNC keeps its layout
+// because its modules import each other by relative path; the others are
+// single self-contained files, which is checked so that an upstream split
+// into several modules fails here rather than in the browser.
 const copies = [
-  ['@novnc/novnc/core', 'novnc/core'],
-  ['@novnc/novnc/vendor', 'novnc/vendor'],
-  ['@novnc/novnc/LICENSE.txt', 'novnc/LICENSE.txt'],
-  ['@xterm/xterm/lib/xterm.mjs', 'xterm/xterm.mjs'],
-  ['@xterm/xterm/css/xterm.css', 'xterm/xterm.css'],
-  ['@xterm/xterm/LICENSE', 'xterm/LICENSE'],
-  ['@xterm/addon-fit/lib/addon-fit.mjs', 'xterm/addon-fit.mjs'],
-  ['ironrdp-wasm/pkg/rdp_client.js', 'ironrdp/rdp_client.js'],
-  ['ironrdp-wasm/pkg/rdp_client_bg.wasm', 'ironrdp/rdp_client_bg.wasm'],
-  ['ironrdp-wasm/LICENSE', 'ironrdp/LICENSE'],
+  ...moduleGraph(join(nm, '@novnc/novnc'), 'core/rfb.js').map((f) => ['@novnc/novnc', f, `novnc/${f}`]),
+  ['@novnc/novnc', 'LICENSE.txt', 'novnc/LICENSE.txt'],
+  ['@novnc/novnc', 'vendor/pako/LICENSE', 'novnc/vendor/pako/LICENSE'],
+  ['@xterm/xterm', 'lib/xterm.mjs', 'xterm/xterm.mjs'],
+  ['@xterm/xterm', 'css/xterm.css', 'xterm/xterm.css'],
+  ['@xterm/xterm', 'LICENSE', 'xterm/LICENSE'],
+  ['@xterm/addon-fit', 'lib/addon-fit.mjs', 'xterm/addon-fit.mjs'],
+  ['ironrdp-wasm', 'pkg/rdp_client.js', 'ironrdp/rdp_client.js'],
+  ['ironrdp-wasm', 'pkg/rdp_client_bg.wasm', 'ironrdp/rdp_client_bg.wasm'],
+  ['ironrdp-wasm', 'LICENSE', 'ironrdp/LICENSE'],
 ];
-for (const [from, to] of copies) {
-  mkdirSync(dirname(join(out, to)), { recursive: true });
-  cpSync(join(nm, from), join(out, to), { recursive: true });
+for (const [pkg, file] of copies) {
+  if (pkg !== '@novnc/novnc' && /\.m?js$/.test(file) && moduleGraph(join(nm, pkg), file).length !== 1) {
+    throw new Error(`${pkg}/${file} imports other modules: copy them too`);
+  }
 }
 
-const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) =>
-  e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]);
-const compressible = /\.(m?js|css|wasm|svg|json|html|txt)$/;
-const files = [];
-for (const f of walk(out)) {
-  const rel = f.slice(out.length + 1);
-  if (rel === 'README.md') continue;
-  files.push(rel);
-  const data = readFileSync(f);
-  if (!compressible.test(f) || data.length < 1024) continue;
-  const br = brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: data.length } });
-  const gz = gzipSync(data, { level: 9 });
-  if (br.length < data.length) writeFileSync(f + '.br', br);
-  if (gz.length < data.length) writeFileSync(f + '.gz', gz);
+// Keep the committed README; everything else is rebuilt from scratch so a
+// file dropped upstream does not linger.
+mkdirSync(out, { recursive: true });
+for (const e of readdirSync(out)) {
+  if (e !== 'README.md') rmSync(join(out, e), { recursive: true, force: true });
 }
-const versions = Object.fromEntries(['@novnc/novnc', '@xterm/xterm', '@xterm/addon-fit', 'ironrdp-wasm'].map((p) =>
-  [p, JSON.parse(readFileSync(join(nm, p, 'package.json'))).version]));
+
+const compressible = /\.(m?js|css|wasm|svg|json|txt)$/;
+const files = [];
+for (const [pkg, file, to] of copies) {
+  const dst = join(out, to);
+  mkdirSync(dirname(dst), { recursive: true });
+  copyFileSync(join(nm, pkg, file), dst);
+  files.push(to);
+  const data = readFileSync(dst);
+  if (!compressible.test(to)) continue;
+  const br = brotliCompressSync(data, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: 11,
+      [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+    },
+  });
+  const gz = gzipSync(data, { level: 9 });
+  // A sibling only pays off when it is smaller (tiny files often are not).
+  if (br.length < data.length) writeFileSync(dst + '.br', br);
+  if (gz.length < data.length) writeFileSync(dst + '.gz', gz);
+}
+
+// The manifest is what the Go side checks to tell a built vendor/ from a
+// fresh clone (only README.md) or a half-finished build.
+const versions = Object.fromEntries(packages.map((p) => [p, JSON.parse(readFileSync(join(nm, p, 'package.json'), 'utf8')).version]));
 writeFileSync(join(out, 'manifest.json'), JSON.stringify({ versions, files: files.sort() }, null, 2) + '\n');
 console.log(`vendor/: ${files.length} files from`, versions);
