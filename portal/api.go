@@ -50,6 +50,11 @@ func (p *Portal) apiLaunch(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "This request did not come from the portal page: reload the page and try again.")
 		return
 	}
+	if _, ok := p.account(s); !ok {
+		p.audit(store.Event{Type: "launch.refused", User: s.User, ClientIP: p.clientIP(r), Detail: "account disabled or removed since sign-in"})
+		writeJSONError(w, http.StatusForbidden, "Your account is disabled or was removed. Ask your administrator.")
+		return
+	}
 	sn := snap(r)
 	id := r.PathValue("id")
 	res, ok := sn.Resource(id)

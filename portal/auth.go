@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"portico/service/directory"
 	"portico/service/store"
 )
 
@@ -249,3 +250,20 @@ func (t *Throttle) Succeed(account string) {
 }
 
 var errNoSession = errors.New("not signed in")
+
+// account re-reads the signed-in user's account. It runs on every launch
+// (not on page views, which must not touch the store): an account disabled
+// or removed since sign-in ends all its portal sessions here, and group
+// changes take effect for the next launch.
+func (p *Portal) account(s *Session) (directory.User, bool) {
+	var u directory.User
+	err := p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(s.User); return })
+	if err != nil || u.Disabled {
+		p.sessions.DeleteUser(s.User)
+		return u, false
+	}
+	if strings.Join(u.Groups, "\x00") != strings.Join(s.Groups, "\x00") {
+		p.sessions.Update(s, func(s *Session) { s.Groups = u.Groups })
+	}
+	return u, true
+}

@@ -322,3 +322,32 @@ func TestCORS(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+func TestDisabledAfterSignInCannotLaunch(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	e.signIn(c, "alice", "alice-password")
+	_, home := e.get(c, "/userportal/")
+	csrf := regexp.MustCompile(`data-csrf="([^"]+)"`).FindStringSubmatch(home)[1]
+	err := e.st.Apply(e.live, config.DefaultGatewayID, func(tx *store.Tx) error {
+		u, _ := tx.User("alice")
+		u.Disabled = true
+		return tx.PutUser(u)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/userportal/api/launch/ws1", nil)
+	req.Header.Set("X-CSRF-Token", csrf)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("launch by a disabled account: %d", resp.StatusCode)
+	}
+	if r, _ := e.get(c, "/userportal/api/resources"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the disabled account's portal session survived: %d", r.StatusCode)
+	}
+}

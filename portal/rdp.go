@@ -77,6 +77,11 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "signed out: sign in again", http.StatusUnauthorized)
 		return
 	}
+	if _, ok := p.account(s); !ok {
+		p.audit(store.Event{Type: "ticket.refused", User: s.User, ClientIP: ip, Detail: "RDP: account disabled or removed since sign-in"})
+		http.Error(w, "your account is disabled", http.StatusForbidden)
+		return
+	}
 	ws, err := p.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		return

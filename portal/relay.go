@@ -65,6 +65,9 @@ func (p *Portal) admit(w http.ResponseWriter, r *http.Request, proto config.Prot
 	if s == nil {
 		return refuse(http.StatusUnauthorized, "", "relay request without a portal session", "signed out: sign in again")
 	}
+	if _, ok := p.account(s); !ok {
+		return refuse(http.StatusForbidden, s.User, "account disabled or removed since sign-in", "your account is disabled")
+	}
 	t, err := p.tickets.Redeem(r.URL.Query().Get("ticket"), s.ID())
 	if err != nil {
 		return refuse(http.StatusForbidden, s.User, err.Error(), err.Error()+": open the resource again from the portal")
