@@ -118,6 +118,7 @@ func TestEverySiteSettingThroughTheWidgets(t *testing.T) {
 	typeInto(f.cookie, "AWSALB")
 	test.Tap(f.pre2000)
 	test.Tap(f.embed)
+	typeInto(f.embedFrom, "https://intranet.example.com")
 	f.files.SetSelected(transferLabels[config.TransferClientToServer])
 	f.clip.SetSelected(transferLabels[config.TransferServerToClient])
 	test.Tap(f.cors)
@@ -133,7 +134,7 @@ func TestEverySiteSettingThroughTheWidgets(t *testing.T) {
 			Detection: config.DetectOnPrompt, DetectionTimeoutSeconds: 45, IPDetection: config.IPDetection{Enabled: true, URL: "https://ip.example.com/json"}},
 		NLB: config.NLBSettings{AlternateHostEnabled: true, AlternateHost: "nlb.example.com", AlternatePortEnabled: true, AlternatePort: 5443},
 		Web: config.WebSettings{Path: "/office", CookieName: "AWSALB"},
-		Restrictions: config.Restrictions{PreWindows2000Login: true, AllowEmbedding: true, EmbeddingOrigins: []string{}, FileTransfer: config.TransferClientToServer,
+		Restrictions: config.Restrictions{PreWindows2000Login: true, AllowEmbedding: true, EmbeddingOrigins: []string{"https://intranet.example.com"}, FileTransfer: config.TransferClientToServer,
 			Clipboard: config.TransferServerToClient, CORS: config.CORS{Enabled: true, Origins: []string{"https://intranet.example.com", "https://other.example.com:8443"}, CacheSeconds: 120}},
 	}
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
@@ -314,5 +315,18 @@ func TestPolicyEditorAndExplain(t *testing.T) {
 	u.Wait()
 	if !strings.Contains(p.msg.Text, "Not saved") {
 		t.Fatalf("invalid policy accepted: %q", p.msg.Text)
+	}
+}
+
+func TestGatewayNetworkSettings(t *testing.T) {
+	u, c := newTestUI(t)
+	p := u.status
+	typeInto(p.hosts, "portal.example.com, 192.0.2.10")
+	typeInto(p.proxies, "10.0.0.0/8")
+	p.applyMode()
+	u.Wait()
+	g := get[settingsReply[config.Gateway]](t, c, "/api/v1/settings/gateway").Settings
+	if strings.Join(g.PublicHosts, ",") != "portal.example.com,192.0.2.10" || strings.Join(g.TrustedProxies, ",") != "10.0.0.0/8" {
+		t.Fatalf("gateway record %+v", g)
 	}
 }

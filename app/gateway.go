@@ -24,6 +24,11 @@ type statusPage struct {
 	status   *widget.Label
 	mode     *widget.Select
 	upstream *widget.Entry
+	https    *widget.Entry
+	http     *widget.Entry
+	admin    *widget.Entry
+	hosts    *widget.Entry
+	proxies  *widget.Entry
 	gateway  config.Gateway
 	cert     *widget.Label
 	svcOut   *widget.Label
@@ -43,6 +48,10 @@ func newStatusPage(u *UI) *statusPage {
 	})
 	p.upstream = widget.NewEntry()
 	p.upstream.SetPlaceHolder("upstream-gateway.example.com:443")
+	p.https, p.http, p.admin = widget.NewEntry(), widget.NewEntry(), widget.NewEntry()
+	p.hosts, p.proxies = widget.NewEntry(), widget.NewEntry()
+	p.hosts.SetPlaceHolder("gateway.example.com, 203.0.113.7 (names in the self-signed certificate)")
+	p.proxies.SetPlaceHolder("10.0.0.0/8 (load balancers whose X-Forwarded-For is believed)")
 	p.cert = widget.NewLabel("")
 	p.cert.Wrapping = fyne.TextWrapWord
 	p.svcOut = widget.NewLabel("")
@@ -50,15 +59,21 @@ func newStatusPage(u *UI) *statusPage {
 	svc := func(cmd string) *widget.Button {
 		return widget.NewButton(strings.ToUpper(cmd[:1])+cmd[1:], func() { p.service(cmd) })
 	}
-	applyMode := widget.NewButton("Apply mode", p.applyMode)
+	applyMode := widget.NewButton("Apply", p.applyMode)
 	applyMode.Importance = widget.HighImportance
 	p.content = container.NewVScroll(container.NewVBox(
 		widget.NewCard("Status", "", container.NewVBox(p.status, widget.NewButton("Refresh", p.refresh))),
 		widget.NewCard("Service", "The operating system's service manager runs the gateway.", container.NewVBox(
 			container.NewHBox(svc("install"), svc("start"), svc("stop"), svc("uninstall")), p.svcOut)),
-		widget.NewCard("Mode", "Normal serves the User Portal; Forwarding passes client connections to an upstream gateway.", container.NewVBox(
+		widget.NewCard("Mode and network", "Normal serves the User Portal; Forwarding passes client connections to an upstream gateway. Listen addresses apply at the next start of the service, and command-line flags win over them.", container.NewVBox(
 			container.NewBorder(nil, nil, widget.NewLabel("Mode"), nil, p.mode),
-			container.NewBorder(nil, nil, widget.NewLabel("Upstream"), nil, p.upstream), applyMode)),
+			container.NewBorder(nil, nil, widget.NewLabel("Upstream"), nil, p.upstream),
+			container.NewBorder(nil, nil, widget.NewLabel("HTTPS listen"), nil, p.https),
+			container.NewBorder(nil, nil, widget.NewLabel("HTTP redirect listen"), nil, p.http),
+			container.NewBorder(nil, nil, widget.NewLabel("Admin API listen"), nil, p.admin),
+			container.NewBorder(nil, nil, widget.NewLabel("Public host names"), nil, p.hosts),
+			container.NewBorder(nil, nil, widget.NewLabel("Trusted proxies"), nil, p.proxies),
+			applyMode)),
 		widget.NewCard("TLS certificate", "", container.NewVBox(p.cert, container.NewHBox(
 			widget.NewButton("Generate self-signed…", p.generate), widget.NewButton("Import PEM…", p.importPEM)))),
 	))
@@ -90,6 +105,11 @@ func (p *statusPage) refresh() {
 			p.gateway = gw.Settings
 			p.mode.SetSelected(map[config.Mode]string{config.ModeNormal: "Normal", config.ModeForwarding: "Forwarding"}[gw.Settings.Mode])
 			p.upstream.SetText(gw.Settings.Upstream)
+			p.https.SetText(gw.Settings.Listen.HTTPS)
+			p.http.SetText(gw.Settings.Listen.HTTP)
+			p.admin.SetText(gw.Settings.Listen.Admin)
+			p.hosts.SetText(strings.Join(gw.Settings.PublicHosts, ", "))
+			p.proxies.SetText(strings.Join(gw.Settings.TrustedProxies, ", "))
 		}
 	})
 	p.u.call("GET", "/api/v1/certificate", nil, &ci, func(err error) {
@@ -116,9 +136,12 @@ func (p *statusPage) applyMode() {
 		g.Mode = config.ModeForwarding
 	}
 	g.Upstream = strings.TrimSpace(p.upstream.Text)
+	g.Listen = config.Listen{HTTPS: strings.TrimSpace(p.https.Text), HTTP: strings.TrimSpace(p.http.Text), Admin: strings.TrimSpace(p.admin.Text)}
+	g.PublicHosts = splitList(p.hosts.Text)
+	g.TrustedProxies = splitList(p.proxies.Text)
 	p.u.call("PUT", "/api/v1/settings/gateway", g, nil, func(err error) {
 		if err != nil {
-			p.u.showError("Mode not changed", err)
+			p.u.showError("Gateway settings not changed", err)
 			return
 		}
 		p.refresh()

@@ -82,6 +82,7 @@ type portalForm struct {
 	pre2000   *widget.Check
 	embed     *widget.Check
 	embedWarn *widget.Label
+	embedFrom *widget.Entry
 	files     *widget.Select
 	clip      *widget.Select
 	cors      *widget.Check
@@ -123,6 +124,9 @@ func newPortalForm(u *UI) *portalForm {
 	f.embedWarn = widget.NewLabel("Warning: other sites could frame the portal (clickjacking risk). Allow it only for pages you trust.")
 	f.embedWarn.Wrapping = fyne.TextWrapWord
 	f.embedWarn.Importance = widget.WarningImportance
+	f.embedFrom = widget.NewMultiLineEntry()
+	f.embedFrom.SetPlaceHolder("Only these sites may embed it (one origin per line; empty = any)")
+	f.embedFrom.SetMinRowsVisible(2)
 	f.files = widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil)
 	f.clip = widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil)
 	f.cors = widget.NewCheck("Allow cross-origin resource sharing (CORS)", func(bool) { f.updateDependent() })
@@ -168,6 +172,7 @@ func newPortalForm(u *UI) *portalForm {
 			row("restrictions.preWindows2000Login", f.pre2000),
 			row("restrictions.allowEmbedding", f.embed),
 			f.embedWarn,
+			row("restrictions.embeddingOrigins", f.embedFrom),
 			labeled("File transfer", "restrictions.fileTransfer", f.files),
 			labeled("Clipboard redirection", "restrictions.clipboard", f.clip),
 			row("restrictions.cors.enabled", f.cors),
@@ -198,6 +203,7 @@ func (f *portalForm) set(p config.PortalSettings) {
 	f.cookie.SetText(p.Web.CookieName)
 	f.pre2000.SetChecked(p.Restrictions.PreWindows2000Login)
 	f.embed.SetChecked(p.Restrictions.AllowEmbedding)
+	f.embedFrom.SetText(strings.Join(p.Restrictions.EmbeddingOrigins, "\n"))
 	f.files.SetSelected(transferLabels[p.Restrictions.FileTransfer])
 	f.clip.SetSelected(transferLabels[p.Restrictions.Clipboard])
 	f.cors.SetChecked(p.Restrictions.CORS.Enabled)
@@ -229,18 +235,25 @@ func (f *portalForm) get() (config.PortalSettings, map[string]string) {
 	p.NLB = config.NLBSettings{AlternateHostEnabled: f.altHostOn.Checked, AlternateHost: strings.TrimSpace(f.altHost.Text),
 		AlternatePortEnabled: f.altPortOn.Checked, AlternatePort: num("nlb.alternatePort", f.altPort)}
 	p.Web = config.WebSettings{Path: strings.TrimSpace(f.path.Text), CookieName: strings.TrimSpace(f.cookie.Text)}
-	origins := []string{}
-	for _, line := range strings.Split(f.origins.Text, "\n") {
-		if s := strings.TrimSpace(line); s != "" {
-			origins = append(origins, s)
-		}
-	}
+	origins := lines(f.origins.Text)
 	p.Restrictions.PreWindows2000Login = f.pre2000.Checked
 	p.Restrictions.AllowEmbedding = f.embed.Checked
+	p.Restrictions.EmbeddingOrigins = lines(f.embedFrom.Text)
 	p.Restrictions.FileTransfer = keyOf(transferLabels, f.files.Selected)
 	p.Restrictions.Clipboard = keyOf(transferLabels, f.clip.Selected)
 	p.Restrictions.CORS = config.CORS{Enabled: f.cors.Checked, Origins: origins, CacheSeconds: num("restrictions.cors.cacheSeconds", f.corsCache)}
 	return p, bad
+}
+
+// lines splits a multi-line entry into its non-empty trimmed lines.
+func lines(text string) []string {
+	out := []string{}
+	for _, line := range strings.Split(text, "\n") {
+		if s := strings.TrimSpace(line); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // updateDependent enables the options that depend on others, as SPEC.md
@@ -266,6 +279,7 @@ func (f *portalForm) updateDependent() {
 	enable(f.altPort, f.altPortOn.Checked)
 	enable(f.altPortDf, f.altPortOn.Checked)
 	enable(f.origins, f.cors.Checked)
+	enable(f.embedFrom, f.embed.Checked)
 	enable(f.corsCache, f.cors.Checked)
 	for _, w := range []fyne.Disableable{f.enabled, f.launch, f.newTab, f.ipDetect, f.altHostOn, f.altPortOn, f.path, f.cookie, f.pre2000, f.embed, f.files, f.clip, f.cors, f.detection, f.detectTO, f.ipURL} {
 		enable(w, true)
