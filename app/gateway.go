@@ -65,7 +65,8 @@ func newStatusPage(u *UI) *statusPage {
 		widget.NewCard("Status", "", container.NewVBox(p.status, widget.NewButton("Refresh", p.refresh))),
 		widget.NewCard("Service", "The operating system's service manager runs the gateway.", container.NewVBox(
 			container.NewHBox(svc("install"), svc("start"), svc("stop"), svc("uninstall")), p.svcOut)),
-		widget.NewCard("Mode and network", "Normal serves the User Portal; Forwarding passes client connections to an upstream gateway. Listen addresses apply at the next start of the service, and command-line flags win over them.", container.NewVBox(
+		widget.NewCard("Mode and network", "", container.NewVBox(
+			wrapped("Normal serves the User Portal; Forwarding passes client connections to an upstream gateway. Listen addresses apply at the next start of the service, and command-line flags win over them."),
 			container.NewBorder(nil, nil, widget.NewLabel("Mode"), nil, p.mode),
 			container.NewBorder(nil, nil, widget.NewLabel("Upstream"), nil, p.upstream),
 			container.NewBorder(nil, nil, widget.NewLabel("HTTPS listen"), nil, p.https),
@@ -231,4 +232,11 @@ func (p *statusPage) service(cmd string) {
 			p.refresh()
 		})
 	}()
+}
+
+// wrapped is a label that wraps instead of widening the window.
+func wrapped(text string) *widget.Label {
+	l := widget.NewLabel(text)
+	l.Wrapping = fyne.TextWrapWord
+	return l
 }
