@@ -65,23 +65,11 @@ func readDER(r io.Reader, max int) ([]byte, error) {
 // After the gateway's TLS handshake with the host, NLA runs end to end
 // inside the browser and the gateway relays the TLS stream.
 func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
+	s, ok := p.relaySession(w, r)
+	if !ok {
+		return
+	}
 	ip := p.clientIP(r)
-	if !p.originAllowed(r) {
-		p.audit(store.Event{Type: "ticket.refused", ClientIP: ip, Detail: "RDP relay request from a foreign origin " + r.Header.Get("Origin")})
-		http.Error(w, "origin not allowed", http.StatusForbidden)
-		return
-	}
-	s := p.current(r)
-	if s == nil {
-		p.audit(store.Event{Type: "ticket.refused", ClientIP: ip, Detail: "RDP relay request without a portal session"})
-		http.Error(w, "signed out: sign in again", http.StatusUnauthorized)
-		return
-	}
-	if _, ok := p.account(s); !ok {
-		p.audit(store.Event{Type: "ticket.refused", User: s.User, ClientIP: ip, Detail: "RDP: account disabled or removed since sign-in"})
-		http.Error(w, "your account is disabled", http.StatusForbidden)
-		return
-	}
 	ws, err := p.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		return
@@ -94,21 +82,18 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream.SetReadDeadline(time.Time{})
-	sn := snap(r)
 	var granted *opened
 	auth := func(ctx context.Context, token string) (rdp.Target, error) {
-		t, err := p.tickets.Redeem(token, s.ID())
+		o, err := p.grant(r, s, token, config.ProtocolRDP)
 		if err != nil {
 			p.audit(store.Event{Type: "ticket.refused", User: s.User, ClientIP: ip, Detail: "RDP: " + err.Error()})
+			if errors.Is(err, errNotGranted) {
+				return rdp.Target{}, rdp.ErrForbidden
+			}
 			return rdp.Target{}, fmt.Errorf("%w: %v", rdp.ErrUnauthorized, err)
 		}
-		res, ok := sn.Resource(t.Resource)
-		if !ok || !isAssigned(res, s) || res.Protocol != config.ProtocolRDP {
-			p.audit(store.Event{Type: "ticket.refused", User: s.User, ClientIP: ip, Detail: "RDP ticket for a resource that is gone, unassigned or not RDP"})
-			return rdp.Target{}, rdp.ErrForbidden
-		}
-		granted = &opened{ticket: t, res: res, decision: p.decide(res, sn, t.User, t.Groups, t.ClientOS, t.ClientIP)}
-		return rdp.Target{Addr: net.JoinHostPort(res.Host, strconv.Itoa(res.Port))}, nil
+		granted = o
+		return rdp.Target{Addr: net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port))}, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -47,38 +47,66 @@ type opened struct {
 	decision policy.Decision
 }
 
-// admit checks a relay request before anything reaches the host: a
-// signed-in portal session, a valid single-use ticket bound to it, a
-// resource still assigned to the user, the expected protocol and an
-// allowed origin. Refusals are answered with 403 and audited.
-func (p *Portal) admit(w http.ResponseWriter, r *http.Request, proto config.Protocol) (*opened, bool) {
-	ip := p.clientIP(r)
-	refuse := func(code int, user, reason, msg string) (*opened, bool) {
-		p.audit(store.Event{Type: "ticket.refused", User: user, ClientIP: ip, Detail: reason})
-		http.Error(w, msg, code)
-		return nil, false
-	}
+// refuseRelay audits a refused relay request and answers it.
+func (p *Portal) refuseRelay(w http.ResponseWriter, r *http.Request, code int, user, reason, msg string) {
+	p.audit(store.Event{Type: "ticket.refused", User: user, ClientIP: p.clientIP(r), Detail: reason})
+	http.Error(w, msg, code)
+}
+
+// relaySession checks what every relay needs before anything reaches a
+// host: an allowed origin, a signed-in portal session, and an account that
+// is still enabled. Refusals are answered and audited.
+func (p *Portal) relaySession(w http.ResponseWriter, r *http.Request) (*Session, bool) {
 	if !p.originAllowed(r) {
-		return refuse(http.StatusForbidden, "", "relay request from a foreign origin "+r.Header.Get("Origin"), "origin not allowed")
+		p.refuseRelay(w, r, http.StatusForbidden, "", "relay request from a foreign origin "+r.Header.Get("Origin"), "origin not allowed")
+		return nil, false
 	}
 	s := p.current(r)
 	if s == nil {
-		return refuse(http.StatusUnauthorized, "", "relay request without a portal session", "signed out: sign in again")
+		p.refuseRelay(w, r, http.StatusUnauthorized, "", "relay request without a portal session", "signed out: sign in again")
+		return nil, false
 	}
 	if _, ok := p.account(s); !ok {
-		return refuse(http.StatusForbidden, s.User, "account disabled or removed since sign-in", "your account is disabled")
+		p.refuseRelay(w, r, http.StatusForbidden, s.User, "account disabled or removed since sign-in", "your account is disabled")
+		return nil, false
 	}
-	t, err := p.tickets.Redeem(r.URL.Query().Get("ticket"), s.ID())
+	return s, true
+}
+
+// errNotGranted: the ticket was valid but its resource is gone, no longer
+// assigned to the user, or of another protocol than the relay.
+var errNotGranted = errors.New("ticket for a resource that is gone, unassigned or of another protocol")
+
+// grant redeems a ticket for the session and checks its resource.
+func (p *Portal) grant(r *http.Request, s *Session, ticket string, proto config.Protocol) (*opened, error) {
+	t, err := p.tickets.Redeem(ticket, s.ID())
 	if err != nil {
-		return refuse(http.StatusForbidden, s.User, err.Error(), err.Error()+": open the resource again from the portal")
+		return nil, err
 	}
 	sn := snap(r)
 	res, ok := sn.Resource(t.Resource)
 	if !ok || !isAssigned(res, s) || res.Protocol != proto {
-		return refuse(http.StatusForbidden, s.User, "ticket for a resource that is gone, unassigned or of another protocol", "this resource is no longer available to you")
+		return nil, errNotGranted
 	}
-	d := p.decide(res, sn, t.User, t.Groups, t.ClientOS, t.ClientIP)
-	return &opened{ticket: t, res: res, decision: d}, true
+	return &opened{ticket: t, res: res, decision: p.decide(res, sn, t.User, t.Groups, t.ClientOS, t.ClientIP)}, nil
+}
+
+// admit checks a relay request whose ticket is in the URL (VNC, SSH).
+func (p *Portal) admit(w http.ResponseWriter, r *http.Request, proto config.Protocol) (*opened, bool) {
+	s, ok := p.relaySession(w, r)
+	if !ok {
+		return nil, false
+	}
+	o, err := p.grant(r, s, r.URL.Query().Get("ticket"), proto)
+	if err != nil {
+		msg := err.Error() + ": open the resource again from the portal"
+		if errors.Is(err, errNotGranted) {
+			msg = "this resource is no longer available to you"
+		}
+		p.refuseRelay(w, r, http.StatusForbidden, s.User, err.Error(), msg)
+		return nil, false
+	}
+	return o, true
 }
 
 // originAllowed accepts WebSocket upgrades only from the portal's own
