@@ -35,7 +35,11 @@ func newResourcesPage(u *UI) *resourcesPage {
 		func() fyne.CanvasObject { return widget.NewLabel("resource") },
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			r := p.rows[i]
-			o.(*widget.Label).SetText(fmt.Sprintf("%s — %s %s:%d (%s)", r.Name, strings.ToUpper(string(r.Protocol)), r.Host, r.Port, r.Kind))
+			text := fmt.Sprintf("%s — %s %s:%d (%s)", r.Name, strings.ToUpper(string(r.Protocol)), r.Host, r.Port, r.Kind)
+			if r.HostKey != "" {
+				text += " — pinned host key " + r.HostKey
+			}
+			o.(*widget.Label).SetText(text)
 		})
 	p.list.OnSelected = func(i widget.ListItemID) { p.sel = i }
 	add := widget.NewButton("Add…", func() { p.edit(nil) })
