@@ -87,6 +87,8 @@ type resourceForm struct {
 	key                                                    *widget.Entry
 	proto, kind, icon, cred, clip, files                   *widget.Select
 	errs                                                   *widget.Label
+	// clearKey forgets the pinned host key (after the host was reinstalled).
+	clearKey *widget.Check
 }
 
 func (p *resourcesPage) edit(r *resourceRow) {
@@ -97,7 +99,8 @@ func (p *resourcesPage) edit(r *resourceRow) {
 		proto: widget.NewSelect([]string{"rdp", "vnc", "ssh"}, nil), kind: widget.NewSelect([]string{"desktop", "application"}, nil),
 		icon: widget.NewSelect(config.Icons, nil), cred: widget.NewSelect([]string{"stored", "ask", "portal"}, nil),
 		clip: widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil), files: widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil),
-		errs: widget.NewLabel(""),
+		errs:     widget.NewLabel(""),
+		clearKey: widget.NewCheck("Forget the pinned host key (trust the host's key on next use)", nil),
 	}
 	f.errs.Wrapping = fyne.TextWrapWord
 	f.errs.Importance = widget.DangerImportance
@@ -134,6 +137,9 @@ func (p *resourcesPage) edit(r *resourceRow) {
 		widget.NewFormItem("Clipboard", f.clip), widget.NewFormItem("File transfer", f.files),
 		widget.NewFormItem("Users", f.users), widget.NewFormItem("Groups", f.groups),
 	}
+	if cur.HostKey != "" {
+		items = append(items, widget.NewFormItem("Host key "+cur.HostKey, f.clearKey))
+	}
 	title := "Add resource"
 	if r != nil {
 		title = "Edit " + r.Name
@@ -165,6 +171,9 @@ func (p *resourcesPage) save(r *resourceRow, f *resourceForm, cur config.Resourc
 		"name": f.name.Text, "description": f.desc.Text, "protocol": f.proto.Selected, "kind": f.kind.Selected, "icon": f.icon.Selected,
 		"host": strings.TrimSpace(f.host.Text), "clipboard": keyOf(transferLabels, f.clip.Selected), "fileTransfer": keyOf(transferLabels, f.files.Selected),
 		"users": splitList(f.users.Text), "groups": splitList(f.groups.Text), "hostKey": cur.HostKey,
+	}
+	if f.clearKey.Checked {
+		body["hostKey"] = ""
 	}
 	if s := strings.TrimSpace(f.port.Text); s != "" {
 		n, err := strconv.Atoi(s)
