@@ -1,0 +1,45 @@
+// Command portico-client is the native client helper end users install: it
+// is registered as the portico:// URL handler, answers the portal's
+// detection probes and tunnels a launched session to the gateway for the
+// platform's own viewer (mstsc, xfreerdp, a VNC viewer, ssh).
+//
+// It is pure Go (CGO_ENABLED=0) so one small binary runs on Linux and
+// Windows without an installer's help.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `portico-client — opens Portico sessions in this computer's own remote-desktop, VNC or SSH program
+
+Usage:
+  portico-client version     print the version
+`
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runMain is main without the process exit, so tests can drive it.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintln(stdout, "portico-client", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "portico-client: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
