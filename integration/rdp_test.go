@@ -108,6 +108,27 @@ func TestRDPSessionInTheBrowser(t *testing.T) {
 	if len(sessions) != 1 || sessions[0]["protocol"] != "rdp" {
 		t.Fatalf("live sessions %v", sessions)
 	}
+
+	// The host's certificate was pinned on first use; a different one is
+	// refused with its own message before NLA starts.
+	var res map[string]any
+	p.do(t, "GET", "/api/v1/resources/office", nil, &res)
+	pinned, _ := res["hostKey"].(string)
+	if len(pinned) != 95 || len(auditEvents(t, p, "hostkey.pinned")) != 1 {
+		t.Fatalf("after the first connection the resource pins %q (audit %v)", pinned, auditEvents(t, p, "hostkey.pinned"))
+	}
+	p.do(t, "PUT", "/api/v1/resources/office", map[string]any{"id": "office", "name": "Office desktop", "protocol": "rdp", "host": "127.0.0.1",
+		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "ask", "username": "test"},
+		"hostKey": strings.Repeat("AB:", 31) + "AB"}, nil)
+	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID),
+		chromedp.Click(`button.open[data-id="office"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
+		chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
+	waitJS(t, ctx, 30*time.Second, `document.body.dataset.state === 'off'`, "changed certificate refused")
+	run(t, ctx, 5*time.Second, chromedp.Text(`#overlay-title`, &title, chromedp.ByID))
+	if title != "Certificate changed" || len(auditEvents(t, p, "hostkey.mismatch")) != 1 {
+		t.Fatalf("a changed certificate shows %q (mismatch audit %v)", title, auditEvents(t, p, "hostkey.mismatch"))
+	}
 }
 
 func TestRDPUnreachableHostMessage(t *testing.T) {

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"portico/service/relay"
 	"portico/service/relay/rdp"
 	"portico/service/store"
+	"portico/service/tlscert"
 )
 
 // maxFirstPDU caps the RDCleanPath request the browser sends first.
@@ -93,7 +95,7 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 			return rdp.Target{}, fmt.Errorf("%w: %v", rdp.ErrUnauthorized, err)
 		}
 		granted = o
-		return rdp.Target{Addr: net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port))}, nil
+		return rdp.Target{Addr: net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port)), CheckCert: p.rdpCertPin(o.res)}, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -115,4 +117,23 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 	sess, end := p.register(granted, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
 	err = relay.Pipe(ctx, stream, &countingConn{Conn: host, up: sess.Up(), down: sess.Down()}, nil)
 	end(err)
+}
+
+// rdpCertPin trusts an RDP host's certificate on first use and pins its
+// fingerprint on the resource; later a different certificate is refused.
+// The browser cannot judge a self-signed host certificate itself, so
+// without the pin any machine answering on the host's address could
+// collect the user's NLA exchange.
+func (p *Portal) rdpCertPin(res config.Resource) func(*x509.Certificate) error {
+	return func(leaf *x509.Certificate) error {
+		fp := tlscert.Fingerprint(leaf.Raw)
+		switch res.HostKey {
+		case fp:
+			return nil
+		case "":
+			return p.pinOnFirstUse(res.ID, "RDP certificate", fp)
+		}
+		p.audit(store.Event{Type: "hostkey.mismatch", Resource: res.ID, Detail: "RDP certificate " + fp + " differs from the pinned " + res.HostKey})
+		return fmt.Errorf("certificate %s differs from the pinned %s", fp, res.HostKey)
+	}
 }

@@ -163,22 +163,28 @@ func (p *Portal) sshCredentials(res config.Resource) (sshrelay.Credentials, erro
 // resource (the admin sees it), and refuses a changed key.
 func (p *Portal) hostKeyPolicy(res config.Resource) sshrelay.HostKeyPolicy {
 	return sshrelay.HostKeyPolicy{Pinned: res.HostKey, OnFirstUse: func(fp string) error {
-		err := p.Store.Apply(p.Live, config.DefaultGatewayID, func(t *store.Tx) error {
-			cur, err := t.Resource(res.ID)
-			if err != nil {
-				return err
-			}
-			if cur.HostKey != "" && cur.HostKey != fp {
-				return fmt.Errorf("host key changed while connecting")
-			}
-			cur.HostKey = fp
-			if err := t.PutResource(cur); err != nil {
-				return err
-			}
-			return t.AppendAudit(store.Event{Type: "hostkey.pinned", Resource: res.ID, Detail: "pinned SSH host key " + fp + " on first use"})
-		})
-		return err
+		return p.pinOnFirstUse(res.ID, "SSH host key", fp)
 	}}
+}
+
+// pinOnFirstUse stores fp as the resource's pinned host key or certificate
+// fingerprint and audits it. It fails if another connection pinned a
+// different one meanwhile.
+func (p *Portal) pinOnFirstUse(resID, what, fp string) error {
+	return p.Store.Apply(p.Live, config.DefaultGatewayID, func(t *store.Tx) error {
+		cur, err := t.Resource(resID)
+		if err != nil {
+			return err
+		}
+		if cur.HostKey != "" && cur.HostKey != fp {
+			return fmt.Errorf("%s changed while connecting", what)
+		}
+		cur.HostKey = fp
+		if err := t.PutResource(cur); err != nil {
+			return err
+		}
+		return t.AppendAudit(store.Event{Type: "hostkey.pinned", Resource: resID, Detail: "pinned " + what + " " + fp + " on first use"})
+	})
 }
 
 // fileEntry is a file as the page sees it.

@@ -48,6 +48,9 @@ function explain(err, mod) {
   if (d?.wsaErrorCode === 10061) return ['Host unreachable', 'The remote computer refused the connection: it may be off or not accepting remote desktop connections.'];
   if (d?.wsaErrorCode === 10060) return ['Host unreachable', 'The remote computer did not answer in time.'];
   if (d?.wsaErrorCode === 11001) return ['Host unreachable', 'The remote computer\'s name could not be found.'];
+  // 42 (bad_certificate) is what the gateway reports when the host's
+  // certificate is not the one it pinned on first use.
+  if (d?.tlsAlertCode === 42) return ['Certificate changed', 'The remote computer presented a different certificate than the one trusted for it, so the gateway did not connect. Ask your administrator to check the computer; if the change is expected they can forget the pinned certificate.'];
   if (d?.tlsAlertCode !== undefined) return ['Secure connection failed', `The remote computer ended the TLS handshake (alert ${d.tlsAlertCode}).`];
   if (kind === mod.IronErrorKind.NegotiationFailure) return ['Cannot connect', 'The remote computer and the gateway could not agree on a security protocol (TLS/NLA needed).'];
   return ['Cannot connect', 'Sign-in failed or the host closed the connection. Check the user name and password and try again.'];

@@ -3,6 +3,7 @@ package rdp
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,10 @@ type Target struct {
 	// request (Hyper-V VM routing). The browser's own blob is ignored because
 	// it would let the browser pick a backend.
 	PreconnectionBlob []byte
+	// CheckCert, when set, vets the host's TLS leaf certificate after the
+	// handshake (trust on first use, pinning). An error ends the attempt
+	// with ErrCertificateRejected before any RDP byte is relayed.
+	CheckCert func(leaf *x509.Certificate) error
 }
 
 // Authorizer checks the token the browser put in proxy_auth and returns the
@@ -42,6 +47,10 @@ var (
 	// ErrStandardSecurity: the server selected standard RDP security (no
 	// TLS), which RDCleanPath cannot carry and the gateway refuses.
 	ErrStandardSecurity = errors.New("rdcleanpath: server selected standard RDP security (no TLS); enable TLS or NLA on the host")
+	// ErrCertificateRejected: Target.CheckCert refused the host's
+	// certificate, e.g. it differs from the pinned one. The browser sees a
+	// TLS error with alert AlertBadCertificate.
+	ErrCertificateRejected = errors.New("rdcleanpath: host certificate rejected")
 	// ErrUpstream: the RDP server could not be reached or misbehaved.
 	ErrUpstream = errors.New("rdcleanpath: RDP server error")
 )
@@ -177,8 +186,15 @@ func (o Options) accept(ctx context.Context, first []byte, auth Authorizer, dial
 		conn.Close()
 		return nil, nil, err
 	}
+	peers := tc.ConnectionState().PeerCertificates
+	if target.CheckCert != nil {
+		if err := target.CheckCert(peers[0]); err != nil {
+			tc.Close()
+			return nil, nil, fail(NewTLSError(AlertBadCertificate), fmt.Errorf("%w: %s: %w", ErrCertificateRejected, target.Addr, err))
+		}
+	}
 	var chain [][]byte
-	for _, c := range tc.ConnectionState().PeerCertificates {
+	for _, c := range peers {
 		chain = append(chain, c.Raw)
 	}
 	return NewResponse(conn.RemoteAddr().String(), confirm, chain), tc, nil

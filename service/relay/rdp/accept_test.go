@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -244,6 +245,36 @@ func TestAcceptRealServer(t *testing.T) {
 	bogus := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	t.Run("pdu destination ignored", func(t *testing.T) { success(t, bogus) })
 
+	t.Run("certificate check sees the leaf and can refuse it", func(t *testing.T) {
+		var seen []byte
+		pinned := func(want string) Authorizer {
+			return func(context.Context, string) (Target, error) {
+				return Target{Addr: addr, CheckCert: func(c *x509.Certificate) error {
+					seen = c.Raw
+					if want != string(c.Raw) {
+						return errors.New("certificate differs from the pinned one")
+					}
+					return nil
+				}}, nil
+			}
+		}
+		_, tc, err := Accept(ctx, request(t, addr, "good", ProtocolSSL|ProtocolHybrid), pinned(string(leaf)), nil)
+		if err != nil {
+			t.Fatalf("Accept with the right pin: %v", err)
+		}
+		tc.Close()
+		if !bytes.Equal(seen, leaf) {
+			t.Fatalf("CheckCert saw a certificate other than the host's leaf")
+		}
+		resp, tc, err := Accept(ctx, request(t, addr, "good", ProtocolSSL|ProtocolHybrid), pinned("another certificate"), nil)
+		if tc != nil {
+			t.Fatalf("got a connection although the certificate was refused")
+		}
+		if !errors.Is(err, ErrCertificateRejected) {
+			t.Fatalf("err = %v, want ErrCertificateRejected", err)
+		}
+		wantErrPDU(t, resp, Err{Code: CodeGeneral, TLSAlert: AlertBadCertificate})
+	})
 	t.Run("standard security only is refused", func(t *testing.T) {
 		resp, tc, err := Accept(ctx, request(t, addr, "good", ProtocolRDP), tokenAuth(addr), nil)
 		if tc != nil {

@@ -119,6 +119,11 @@ func NewWSAError(code uint16) *PDU {
 	return &PDU{Version: Version, Error: &Err{Code: CodeGeneral, WSALastError: code}}
 }
 
+// AlertBadCertificate is the TLS alert number (bad_certificate) reported
+// when the gateway itself rejects the host's certificate, so the page can
+// tell "the certificate changed" apart from alerts the host sent.
+const AlertBadCertificate = 42
+
 // NewTLSError builds a general error carrying the TLS alert the server sent.
 func NewTLSError(alert uint8) *PDU {
 	return &PDU{Version: Version, Error: &Err{Code: CodeGeneral, TLSAlert: alert}}
