@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -103,6 +104,13 @@ func TestRDPSessionInTheBrowser(t *testing.T) {
 	waitJS(t, ctx, 30*time.Second, `(() => { const c = window.__portico.canvas; if (!c || c.width < 100) return false;
 		const d = c.getContext('2d').getImageData(c.width/2, c.height/2, 1, 1).data; return d[1] > 150 && d[0] < 60 && d[2] < 60; })()`, "the host's green screen in the canvas")
 	screenshot(t, ctx, "rdp-session")
+	// A window resize asks the host for the new size (display_control);
+	// freerdp-shadow cannot resize its X display, so the session must
+	// simply stay up with the canvas scaled.
+	run(t, ctx, 10*time.Second, emulation.SetDeviceMetricsOverride(1100, 700, 1, false))
+	waitJS(t, ctx, 20*time.Second, `window.__portico.resized?.[0] === 1100`, "resize requested from the host")
+	time.Sleep(2 * time.Second)
+	waitJS(t, ctx, 5*time.Second, `document.body.dataset.state === 'on'`, "session still up after the resize")
 	var sessions []map[string]any
 	p.do(t, "GET", "/api/v1/sessions", nil, &sessions)
 	if len(sessions) != 1 || sessions[0]["protocol"] != "rdp" {

@@ -75,6 +75,9 @@ export async function start(screen, ticket, ui) {
     const b = new mod.SessionBuilder()
       .username(cred.user).password(cred.pass).destination('portico-ticket').proxyAddress(proxy).authToken(ticket)
       .renderCanvas(canvas).desktopSize(new mod.DesktopSize(w, h))
+      // Lets the remote desktop follow the window (MS-RDPEDISP); hosts
+      // without the channel keep their size and the canvas scales.
+      .extension(new mod.Extension('display_control', true))
       .setCursorStyleCallbackContext(canvas)
       .setCursorStyleCallback(function (style) { this.style.cursor = style || 'default'; });
     if (ui.allow.clipToClient) {
@@ -114,6 +117,17 @@ export async function start(screen, ticket, ui) {
   canvas.addEventListener('keydown', key(true));
   canvas.addEventListener('keyup', key(false));
   canvas.addEventListener('blur', () => session.releaseAllInputs());
+
+  // Ask the host to match the window after the user stops resizing.
+  let resizeTimer;
+  const fit = () => {
+    const r = screen.getBoundingClientRect();
+    const nw = Math.max(640, Math.min(3840, Math.round(r.width) & ~1));
+    const nh = Math.max(480, Math.min(2160, Math.round(r.height) & ~1));
+    if (nw === canvas.width && nh === canvas.height) return;
+    try { session.resize(nw, nh, 100, undefined, undefined); window.__portico.resized = [nw, nh]; } catch (e) { console.warn('resize', e); }
+  };
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(fit, 400); });
 
   window.__portico = { session, canvas };
   return {
