@@ -17,13 +17,17 @@ import (
 // exists (double-submit), so a foreign site cannot sign a user in.
 const preAuthSuffix = "_signin"
 
-// cookie builds the portal cookie with the configured name. SameSite=None
-// only when embedding is allowed, so sign-in works inside a frame.
+// cookie builds the portal cookie with the configured name. Only when
+// embedding is allowed is it SameSite=None and Partitioned (CHIPS): browsers
+// that block third-party cookies (current Chromium, Safari) still keep a
+// partitioned cookie for the site that frames the portal, so sign-in works
+// inside the frame without opening the session to every other site.
 func (p *Portal) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
 	s := snap(r)
 	c := &http.Cookie{Name: name, Value: value, Path: s.Effective.Portal.Web.Path + "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: maxAge}
 	if s.Effective.Portal.Restrictions.AllowEmbedding {
 		c.SameSite = http.SameSiteNoneMode
+		c.Partitioned = true
 	}
 	if strings.HasPrefix(name, "__Host-") {
 		c.Path = "/"

@@ -269,8 +269,8 @@ func TestCookieNameEmbeddingAndPathFollowSettingsLive(t *testing.T) {
 	for _, ck := range resp.Cookies() {
 		if ck.Name == "AWSALB" {
 			found = true
-			if ck.SameSite != http.SameSiteNoneMode || !ck.Secure {
-				t.Fatalf("embedded cookie must be SameSite=None; Secure: %+v", ck)
+			if ck.SameSite != http.SameSiteNoneMode || !ck.Secure || !ck.Partitioned {
+				t.Fatalf("embedded cookie must be SameSite=None; Secure; Partitioned: %+v", ck)
 			}
 		}
 	}
