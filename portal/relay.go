@@ -217,7 +217,12 @@ func (p *Portal) relayVNC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	backend := &countingConn{Conn: host, up: sess.Up(), down: sess.Down()}
-	err = vnc.Proxy(ctx, relay.NewStream(ws), backend, vnc.Options{Password: password, Clipboard: o.decision.Clipboard, Logger: p.Logger})
+	err = vnc.Proxy(ctx, relay.NewStream(ws), backend, vnc.Options{Password: password, Clipboard: o.decision.Clipboard, Logger: p.Logger,
+		OnCutText: func(_ vnc.Direction, _ int, allowed bool) {
+			if !allowed {
+				sess.Blocked().Add(1)
+			}
+		}})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		closeWS(ws, websocket.CloseInternalServerErr, err.Error())
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -38,6 +39,7 @@ type fileSession struct {
 	resource            string
 	clientIP            string
 	files               *sshrelay.Files
+	blocked             *atomic.Int64 // the live session's policy refusals
 }
 
 // fileSessions maps live SSH session IDs to their SFTP handles, so the
@@ -108,10 +110,16 @@ func (p *Portal) relaySSH(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer client.Close()
+	// The session's file panel is registered even when file transfer is
+	// off, so its requests get "not allowed" rather than "session ended".
+	fsess := &fileSession{user: o.ticket.User, portalSession: o.ticket.PortalSession, resource: o.res.ID, clientIP: o.ticket.ClientIP, blocked: sess.Blocked()}
 	if files, err := client.Files(o.decision.FileTransfer); err == nil {
-		defer p.relays.files.put(sess.ID(), &fileSession{user: o.ticket.User, portalSession: o.ticket.PortalSession, resource: o.res.ID, clientIP: o.ticket.ClientIP, files: files})()
+		fsess.files = files
 		defer files.Close()
+	} else if !errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
+		p.Logger.Warn("SFTP unavailable", "resource", o.res.ID, "err", err)
 	}
+	defer p.relays.files.put(sess.ID(), fsess)()
 	ws.WriteJSON(map[string]string{"type": "session", "id": sess.ID()})
 	err = client.Terminal(ctx, &countingMessages{MessageConn: ws, up: sess.Up(), down: sess.Down()}, cols, rows)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -204,6 +212,12 @@ func (p *Portal) fileSession(w http.ResponseWriter, r *http.Request) (*Session, 
 		writeJSONError(w, http.StatusNotFound, "This session has ended: reconnect to transfer files.")
 		return nil, nil
 	}
+	if fs.files == nil {
+		fs.blocked.Add(1)
+		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: r.Method + " " + r.URL.Path + ": file transfer is not available in this session"})
+		writeJSONError(w, http.StatusForbidden, "File transfer is not allowed (or not available) for this session.")
+		return nil, nil
+	}
 	return s, fs
 }
 
@@ -239,6 +253,7 @@ func (p *Portal) filesUpload(w http.ResponseWriter, r *http.Request) {
 		code := http.StatusBadGateway
 		if errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
 			code = http.StatusForbidden
+			fs.blocked.Add(1)
 		}
 		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: "upload " + name + ": " + err.Error()})
 		writeJSONError(w, code, "Upload refused: "+err.Error())
@@ -259,6 +274,7 @@ func (p *Portal) filesDownload(w http.ResponseWriter, r *http.Request) {
 		code := http.StatusBadGateway
 		if errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
 			code = http.StatusForbidden
+			fs.blocked.Add(1)
 		}
 		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: "download " + name + ": " + err.Error()})
 		writeJSONError(w, code, "Download refused: "+err.Error())

@@ -34,14 +34,18 @@ type Info struct {
 	BytesUp int64 `json:"bytesUp"`
 	// BytesDown is host→client bytes so far.
 	BytesDown int64 `json:"bytesDown"`
+	// Blocked counts clipboard or file transfers the gateway refused in
+	// this session because the effective policy does not allow them.
+	Blocked int64 `json:"blocked"`
 }
 
 // Session is a registered live session.
 type Session struct {
-	info   Info
-	up     atomic.Int64
-	down   atomic.Int64
-	cancel func(reason string)
+	info    Info
+	up      atomic.Int64
+	down    atomic.Int64
+	blocked atomic.Int64
+	cancel  func(reason string)
 }
 
 // Up counts client→host bytes; relays add to it.
@@ -49,6 +53,9 @@ func (s *Session) Up() *atomic.Int64 { return &s.up }
 
 // Down counts host→client bytes; relays add to it.
 func (s *Session) Down() *atomic.Int64 { return &s.down }
+
+// Blocked counts transfers refused by policy; relays add to it.
+func (s *Session) Blocked() *atomic.Int64 { return &s.blocked }
 
 // ID returns the session's ID.
 func (s *Session) ID() string { return s.info.ID }
@@ -89,7 +96,7 @@ func (r *Registry) List() []Info {
 	out := make([]Info, 0, len(r.live))
 	for _, s := range r.live {
 		i := s.info
-		i.BytesUp, i.BytesDown = s.up.Load(), s.down.Load()
+		i.BytesUp, i.BytesDown, i.Blocked = s.up.Load(), s.down.Load(), s.blocked.Load()
 		out = append(out, i)
 	}
 	r.mu.Unlock()
