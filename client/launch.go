@@ -128,8 +128,9 @@ func viewer(goos string, l native.LaunchURL, port int, getenv func(string) strin
 		if ssh == "" {
 			return nil, none, errors.New("no ssh program found: install OpenSSH (on Debian: apt-get install openssh-client)")
 		}
-		// Started from a browser there is no terminal: open one.
-		if goos != "windows" && !isTerminal(os.Stdin) {
+		// Started from a browser there is no terminal (desktop sessions
+		// set no TERM; terminals always do): open one.
+		if goos != "windows" && (getenv("TERM") == "" || !isCharDevice(os.Stdin)) {
 			if _, term := find("x-terminal-emulator", "xterm"); term != "" {
 				return exec.Command(term, append([]string{"-e", ssh}, args...)...), none, nil
 			}
@@ -208,7 +209,7 @@ func hostKeyAlias(name string) string {
 	return "portico-" + strings.Trim(a, "-.")
 }
 
-func isTerminal(f *os.File) bool {
+func isCharDevice(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
