@@ -252,10 +252,16 @@ func TestRDPFileDownload(t *testing.T) {
 	if code, body := n.post("/userportal/api/launch/pc/rdp-file"); code != http.StatusConflict || !strings.Contains(body, "alternate port") {
 		t.Fatalf("rdp file without the alternate port: %d %s", code, body)
 	}
+	if _, home := n.get(n.c, "/userportal/"); strings.Contains(home, "data-rdpfile") {
+		t.Fatal("home offers .rdp files while the alternate port is off")
+	}
 	n.editSite(func(s *config.PortalSettings) {
 		s.NLB.AlternatePortEnabled, s.NLB.AlternatePort = true, 14443
 		s.NLB.AlternateHostEnabled, s.NLB.AlternateHost = true, "rdp.example.test"
 	})
+	if _, home := n.get(n.c, "/userportal/"); !strings.Contains(home, `data-rdpfile="pc"`) || strings.Contains(home, `data-rdpfile="echo"`) {
+		t.Fatal("home should offer an .rdp file for the RDP resource only")
+	}
 	if code, _ := n.post("/userportal/api/launch/echo/rdp-file"); code != http.StatusBadRequest {
 		t.Fatalf("rdp file for an SSH resource: %d", code)
 	}
