@@ -8,9 +8,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"os/signal"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -20,6 +23,9 @@ const usage = `portico-client — opens Portico sessions in this computer's own 
 
 Usage:
   portico-client version     print the version
+  portico-client 'portico://launch?...'
+                             open a session the portal launched (the
+                             viewer can be overridden with PORTICO_VIEWER)
 `
 
 func main() {
@@ -31,6 +37,11 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if u, err := url.Parse(args[0]); err == nil && u.Scheme == "portico" && u.Host == "launch" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		return runLaunch(ctx, u, stdout, stderr)
 	}
 	switch args[0] {
 	case "version":

@@ -40,29 +40,40 @@ type launchReply struct {
 	NewTab bool `json:"newTab"`
 }
 
-// apiLaunch issues a launch ticket for an assigned resource.
-func (p *Portal) apiLaunch(w http.ResponseWriter, r *http.Request) {
+// launchTarget checks a launch request (signed in, CSRF, account still
+// enabled, resource assigned) and returns its session and resource; a
+// refusal is answered and audited.
+func (p *Portal) launchTarget(w http.ResponseWriter, r *http.Request) (*Session, config.Resource, bool) {
 	s := p.requireSession(w, r)
 	if s == nil {
-		return
+		return nil, config.Resource{}, false
 	}
 	if !checkCSRF(r, s.CSRF) {
 		writeJSONError(w, http.StatusForbidden, "This request did not come from the portal page: reload the page and try again.")
-		return
+		return nil, config.Resource{}, false
 	}
 	if _, ok := p.account(s); !ok {
 		p.audit(store.Event{Type: "launch.refused", User: s.User, ClientIP: p.clientIP(r), Detail: "account disabled or removed since sign-in"})
 		writeJSONError(w, http.StatusForbidden, "Your account is disabled or was removed. Ask your administrator.")
-		return
+		return nil, config.Resource{}, false
 	}
-	sn := snap(r)
 	id := r.PathValue("id")
-	res, ok := sn.Resource(id)
+	res, ok := snap(r).Resource(id)
 	if !ok || !isAssigned(res, s) {
 		p.audit(store.Event{Type: "launch.refused", User: s.User, ClientIP: p.clientIP(r), Resource: id, Detail: "resource not assigned to the user"})
 		writeJSONError(w, http.StatusForbidden, "This resource is not assigned to you (or no longer exists). Ask your administrator for access.")
+		return nil, config.Resource{}, false
+	}
+	return s, res, true
+}
+
+// apiLaunch issues a launch ticket for an assigned resource.
+func (p *Portal) apiLaunch(w http.ResponseWriter, r *http.Request) {
+	s, res, ok := p.launchTarget(w, r)
+	if !ok {
 		return
 	}
+	sn := snap(r)
 	if !p.VendorBuilt() {
 		writeJSONError(w, http.StatusServiceUnavailable, "The web client files are missing on the gateway: the administrator must build them (make assets).")
 		return

@@ -96,7 +96,15 @@ func (ss *SessionStore) Get(value string) *Session {
 	if value == "" || len(value) > 128 {
 		return nil
 	}
-	id := hashToken(value)
+	return ss.ByID(hashToken(value))
+}
+
+// ByID is Get by store key, for native launches: their ticket names the
+// portal session it was issued to, and that session must still be live.
+func (ss *SessionStore) ByID(id string) *Session {
+	if id == "" {
+		return nil
+	}
 	ss.mu.Lock()
 	s, ok := ss.m[id]
 	ss.mu.Unlock()

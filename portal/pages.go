@@ -121,6 +121,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 		Resources:   p.assigned(snapshot, s),
 		NewTab:      snapshot.Effective.Portal.Client.OpenInNewTab,
 		IPDetectURL: ipDetectURL(snapshot),
+		RDPFile:     snapshot.Effective.Portal.Client.LaunchMethod != config.LaunchBrowser && snapshot.Effective.Portal.NLB.AlternatePortEnabled,
 	}})
 }
 
@@ -128,6 +129,9 @@ type homeData struct {
 	Resources   []resourceView
 	NewTab      bool
 	IPDetectURL string
+	// RDPFile offers "Download .rdp" for RDP resources (native launches
+	// allowed and the alternate port on).
+	RDPFile bool
 }
 
 func ipDetectURL(s *config.Snapshot) string {

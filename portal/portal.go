@@ -96,6 +96,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("POST /signout", p.signOut)
 	m.HandleFunc("GET /api/resources", p.apiResources)
 	m.HandleFunc("POST /api/launch/{id}", p.apiLaunch)
+	m.HandleFunc("POST /api/launch/{id}/rdp-file", p.apiRDPFile)
 	m.HandleFunc("POST /api/client-ip", p.apiClientIP)
 	m.HandleFunc("GET /session/{id}", p.sessionPage)
 	p.relayRoutes(m)

@@ -45,6 +45,8 @@ type opened struct {
 	ticket   Ticket
 	res      config.Resource
 	decision policy.Decision
+	// via is how a native client came in (tunnel.Via); empty for the browser.
+	via string
 }
 
 // refuseRelay audits a refused relay request and answers it.
@@ -138,9 +140,13 @@ func (p *Portal) originAllowed(r *http.Request) bool {
 // returned end function audits the end with the byte counts.
 func (p *Portal) register(o *opened, cancel func(string)) (*sessions.Session, func(error)) {
 	t := o.ticket
-	sess, remove := p.Sessions.Add(sessions.Info{User: t.User, Resource: o.res.ID, Protocol: string(o.res.Protocol), ClientIP: t.ClientIP, ReportedIP: t.ReportedIP}, cancel)
+	sess, remove := p.Sessions.Add(sessions.Info{User: t.User, Resource: o.res.ID, Protocol: string(o.res.Protocol), Via: o.via, ClientIP: t.ClientIP, ReportedIP: t.ReportedIP}, cancel)
+	kind := string(o.res.Protocol)
+	if o.via != "" {
+		kind = "native " + kind + " (" + o.via + ")"
+	}
 	p.audit(store.Event{Type: "session.start", User: t.User, ClientIP: t.ClientIP, ReportedIP: t.ReportedIP, Resource: o.res.ID,
-		Detail: fmt.Sprintf("%s session %s; %s", o.res.Protocol, sess.ID(), strings.Join(o.decision.Explanation, "; "))})
+		Detail: fmt.Sprintf("%s session %s; %s", kind, sess.ID(), strings.Join(o.decision.Explanation, "; "))})
 	return sess, func(err error) {
 		remove()
 		detail := fmt.Sprintf("session %s ended: %d bytes up, %d bytes down", sess.ID(), sess.Up().Load(), sess.Down().Load())

@@ -34,7 +34,35 @@ async function launch(id, newTab) {
   if (tab) { tab.opener = null; tab.location = body.url; } else { location.assign(body.url); }
 }
 
+// "Download .rdp": the file carries a fresh single-use ticket, so it is
+// fetched with the CSRF token and saved from a blob.
+async function downloadRDP(id) {
+  errBox.hidden = true;
+  let res;
+  try {
+    res = await fetch(`${base}/api/launch/${encodeURIComponent(id)}/rdp-file`, {
+      method: 'POST', headers: { 'X-CSRF-Token': csrf }, credentials: 'same-origin',
+    });
+  } catch (e) {
+    showError('The gateway did not answer. Check your connection and try again.');
+    return;
+  }
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    showError(body.error || `Download failed (${res.status}).`);
+    return;
+  }
+  const name = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '')?.[1] || 'session.rdp';
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(await res.blob());
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
 document.getElementById('resources')?.addEventListener('click', (ev) => {
+  const file = ev.target.closest('button[data-rdpfile]');
+  if (file) { downloadRDP(file.dataset.rdpfile); return; }
   const btn = ev.target.closest('button[data-id]');
   if (btn) launch(btn.dataset.id, btn.dataset.newtab === '1');
 });

@@ -1,8 +1,9 @@
 // Package gateway assembles the running Portico gateway: it opens the store,
 // performs first-run set-up (admin account, admin token, certificates),
 // publishes the configuration snapshot, and owns the listeners: HTTPS
-// (portal, relays; or raw forwarding in Forwarding mode), the HTTP
-// redirector and the loopback admin API. It decides nothing about settings
+// (portal, relays; or raw forwarding in Forwarding mode; native tunnels by
+// ALPN), the alternate port for native clients (following the live NLB
+// settings), the HTTP redirector and the loopback admin API. It decides nothing about settings
 // (service/config does) and serves no page itself beyond the redirect and
 // the "portal unavailable" answer.
 package gateway
@@ -92,7 +93,9 @@ type Gateway struct {
 	servers   []*http.Server
 	disp      *dispatcher
 	stopOnce  sync.Once
-	portal    http.Handler
+	// stopNative ends the alternate-port listener and native tunnels.
+	stopNative context.CancelFunc
+	portal     http.Handler
 }
 
 // New opens the data directory and prepares everything short of listening.
@@ -317,7 +320,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 	adminCfg := g.adminTLS.TLSConfig()
 	adminSrv := &http.Server{Handler: admin.New(g.adminDeps()), TLSConfig: adminCfg, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 
+	nativeCtx, stopNative := context.WithCancel(context.Background())
+	tun := g.tunnelServer()
+	withTunnelALPN(nativeCtx, main, tun)
+	httpsHost, _, _ := net.SplitHostPort(httpsLn.Addr().String())
+	alt := &alternateListener{host: httpsHost, srv: tun, log: g.log, report: func(addr string) { g.setListener("alternate", addr) }}
+
 	g.mu.Lock()
+	g.stopNative = stopNative
 	g.servers = []*http.Server{main, redirect, adminSrv}
 	g.listeners = []admin.Listener{
 		{Name: "https", Addr: httpsLn.Addr().String()},
@@ -326,6 +336,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 
+	alt.start(nativeCtx, g.live)
 	if err := g.writeEndpoint(adminLn.Addr().String()); err != nil {
 		g.log.Warn("could not write admin endpoint file", "err", err)
 	}
@@ -377,6 +388,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopOnce.Do(func() {
 		g.mu.Lock()
 		servers := g.servers
+		if g.stopNative != nil {
+			g.stopNative()
+		}
 		g.mu.Unlock()
 		if g.disp != nil {
 			g.disp.Close()

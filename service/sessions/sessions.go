@@ -22,8 +22,11 @@ type Info struct {
 	User string `json:"user"`
 	// Resource is the resource ID.
 	Resource string `json:"resource"`
-	// Protocol is rdp, vnc, ssh or tunnel.
+	// Protocol is rdp, vnc or ssh.
 	Protocol string `json:"protocol"`
+	// Via is empty for browser sessions, "tunnel" for portico-client's
+	// tunnel and "rdp-file" for a stock RDP client with an .rdp file.
+	Via string `json:"via,omitempty"`
 	// ClientIP is the trusted client IP.
 	ClientIP string `json:"clientIP"`
 	// ReportedIP is what the client's IP detection service reported.

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"portico/service/native"
+)
+
+func TestViewerCommands(t *testing.T) {
+	have := func(names ...string) func(string) (string, error) {
+		return func(n string) (string, error) {
+			for _, h := range names {
+				if h == n {
+					return "/usr/bin/" + n, nil
+				}
+			}
+			return "", errors.New("not found")
+		}
+	}
+	noEnv := func(string) string { return "" }
+	l := func(proto, user string) native.LaunchURL {
+		return native.LaunchURL{Gateway: "gw:1", Proto: proto, Name: "Build Server #2", User: user}
+	}
+	for _, tc := range []struct {
+		name, goos string
+		l          native.LaunchURL
+		look       func(string) (string, error)
+		want       string // the command line, or the error text
+	}{
+		{"ssh", "linux", l("ssh", "alice"), have("ssh"), "/usr/bin/ssh -p 4000 -o HostKeyAlias=portico-build-server--2 -l alice 127.0.0.1"},
+		{"ssh no user", "linux", l("ssh", ""), have("ssh"), "/usr/bin/ssh -p 4000 -o HostKeyAlias=portico-build-server--2 127.0.0.1"},
+		{"ssh missing", "linux", l("ssh", ""), have(), "no ssh program found"},
+		{"ssh without a terminal", "linux", l("ssh", ""), have("ssh", "xterm"), "/usr/bin/xterm -e /usr/bin/ssh -p 4000"},
+		{"vnc", "linux", l("vnc", ""), have("vncviewer"), "/usr/bin/vncviewer 127.0.0.1::4000"},
+		{"xfreerdp", "linux", l("rdp", "bob"), have("xfreerdp", "remmina"), "/usr/bin/xfreerdp /v:127.0.0.1:4000 /cert-tofu /t:Build Server #2 /u:bob"},
+		{"xfreerdp3 first", "linux", l("rdp", ""), have("xfreerdp", "xfreerdp3"), "/usr/bin/xfreerdp3 /v:127.0.0.1:4000 /cert:tofu /title:Build Server #2"},
+		{"remmina", "linux", l("rdp", "bob"), have("remmina"), "/usr/bin/remmina -c rdp://bob@127.0.0.1:4000"},
+		{"no rdp client", "linux", l("rdp", ""), have(), "no RDP client found"},
+	} {
+		cmd, cleanup, err := viewer(tc.goos, tc.l, 4000, noEnv, tc.look)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		} else {
+			got = strings.Join(cmd.Args, " ")
+			cleanup()
+		}
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestViewerMstscFile(t *testing.T) {
+	cmd, cleanup, err := viewer("windows", native.LaunchURL{Proto: "rdp", User: "OFFICE\\bob"}, 4000, func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmd.Args) != 2 || cmd.Args[0] != "mstsc" {
+		t.Fatalf("mstsc command %v", cmd.Args)
+	}
+	b, err := os.ReadFile(cmd.Args[1])
+	if err != nil || string(b) != "full address:s:127.0.0.1:4000\r\nprompt for credentials:i:1\r\nusername:s:OFFICE\\bob\r\n" {
+		t.Fatalf(".rdp file %q %v", b, err)
+	}
+	cleanup()
+	if _, err := os.Stat(cmd.Args[1]); !os.IsNotExist(err) {
+		t.Fatal("the .rdp file outlived the session")
+	}
+}
+
+func TestViewerOverrideKeepsURLFieldsOutOfTheCommand(t *testing.T) {
+	env := map[string]string{ViewerEnv: "generic", ViewerEnv + "_SSH": `ssh-viewer "$PORTICO_PORT"`}
+	l := native.LaunchURL{Proto: "ssh", User: "alice", Name: "x; rm -rf /"}
+	cmd, _, err := viewer("linux", l, 4000, func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cmd.Args, " ") != `sh -c ssh-viewer "$PORTICO_PORT"` {
+		t.Fatalf("override command %v", cmd.Args)
+	}
+	vars := strings.Join(cmd.Env, "\n")
+	for _, v := range []string{"PORTICO_PORT=4000", "PORTICO_HOST=127.0.0.1", "PORTICO_USER=alice", "PORTICO_NAME=x; rm -rf /", "PORTICO_PROTO=ssh"} {
+		if !strings.Contains(vars, v) {
+			t.Errorf("viewer environment lacks %s", v)
+		}
+	}
+	l.Proto = "vnc"
+	if cmd, _, _ := viewer("linux", l, 4000, func(k string) string { return env[k] }, nil); strings.Join(cmd.Args, " ") != "sh -c generic" {
+		t.Fatalf("generic override %v", cmd.Args)
+	}
+}
