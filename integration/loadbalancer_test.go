@@ -2,20 +2,14 @@ package integration
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"portico/service/config"
 	"portico/service/tlscert"
@@ -87,43 +81,6 @@ backend gateways
 	start(cookie)
 	t.Cleanup(func() { stop() })
 	return fmt.Sprintf("https://127.0.0.1:%d", port), start
-}
-
-// portalClient is a browser-like HTTP client: a cookie jar, redirects
-// followed, the test certificates accepted.
-func portalClient() *http.Client {
-	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
-}
-
-// signInVia signs alice in through base and returns the session cookie's
-// value as the browser holds it.
-func signInVia(t *testing.T, c *http.Client, base, cookie string) string {
-	t.Helper()
-	resp, err := c.Get(base + "/userportal/")
-	if err != nil {
-		t.Fatalf("sign-in page: %v", err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("no sign-in form at %s:\n%s", base, page)
-	}
-	resp, err = c.PostForm(base+"/userportal/signin", url.Values{"csrf": {string(m[1])}, "username": {"alice@office"}, "password": {"alice-password"}})
-	if err != nil {
-		t.Fatalf("sign in: %v", err)
-	}
-	resp.Body.Close()
-	u, _ := url.Parse(base + "/userportal/")
-	for _, ck := range c.Jar.Cookies(u) {
-		if ck.Name == cookie {
-			return ck.Value
-		}
-	}
-	t.Fatalf("no %s cookie after signing in through %s (status %d)", cookie, base, resp.StatusCode)
-	return ""
 }
 
 // resourceStatuses fetches the resource list n times with the given cookie

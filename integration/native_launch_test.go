@@ -2,17 +2,11 @@ package integration
 
 import (
 	"bytes"
-	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,87 +43,6 @@ func clientBinary(t *testing.T) string {
 		t.Fatalf("build portico-client: %s", clientErr)
 	}
 	return clientPath
-}
-
-// portalUser is alice signed in to the portal over plain HTTPS (no
-// browser): what the portal page's script does, done by hand.
-type portalUser struct {
-	p    *portico
-	hc   *http.Client
-	csrf string
-	fp   string // SHA-256 of the gateway's certificate, as the portal would put in a launch URL
-}
-
-func signInHTTP(t *testing.T, p *portico) *portalUser {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	u := &portalUser{p: p, hc: &http.Client{Jar: jar, Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
-	page := u.get(t, "/userportal/")
-	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("sign-in form without csrf:\n%s", page)
-	}
-	resp, err := u.hc.PostForm(p.URL+"/userportal/signin", url.Values{"csrf": {m[1]}, "username": {`OFFICE\alice`}, "password": {"alice-password"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	m = regexp.MustCompile(`data-csrf="([^"]+)"`).FindStringSubmatch(u.get(t, "/userportal/"))
-	if m == nil {
-		t.Fatal("not signed in: home page without data-csrf")
-	}
-	u.csrf = m[1]
-	c, err := tls.Dial("tcp", strings.TrimPrefix(p.URL, "https://"), &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.fp = native.Fingerprint(c.ConnectionState().PeerCertificates[0].Raw)
-	c.Close()
-	return u
-}
-
-func (u *portalUser) get(t *testing.T, path string) string {
-	t.Helper()
-	resp, err := u.hc.Get(u.p.URL + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
-
-func (u *portalUser) post(t *testing.T, path string) (int, []byte) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", u.p.URL+path, nil)
-	req.Header.Set("X-CSRF-Token", u.csrf)
-	resp, err := u.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
-// ticket asks the portal's launch endpoint for a ticket, as the page does.
-func (u *portalUser) ticket(t *testing.T, id string) string {
-	t.Helper()
-	code, body := u.post(t, "/userportal/api/launch/"+id)
-	var r struct{ URL string }
-	if code != http.StatusOK || json.Unmarshal(body, &r) != nil {
-		t.Fatalf("launch %s: %d %s", id, code, body)
-	}
-	_, tk, ok := strings.Cut(r.URL, "#ticket=")
-	if !ok {
-		t.Fatalf("launch URL without ticket: %s", r.URL)
-	}
-	return tk
-}
-
-// launchURL builds the portico://launch URL the portal hands to the client.
-func (u *portalUser) launchURL(t *testing.T, id, proto, gw, user string) string {
-	return native.LaunchURL{Gateway: gw, Fingerprint: u.fp, Ticket: u.ticket(t, id), Proto: proto, Name: id, User: user}.String()
 }
 
 // enableNative turns on native launches and the alternate port, and waits

@@ -3,17 +3,14 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,71 +19,6 @@ import (
 
 	"portico/service/config"
 )
-
-// portalUser is a signed-in portal user driven over HTTP and WebSockets
-// the way the session pages drive the gateway, without a browser.
-type portalUser struct {
-	t    *testing.T
-	p    *portico
-	c    *http.Client
-	csrf string
-}
-
-func signInHTTP(t *testing.T, p *portico) *portalUser {
-	t.Helper()
-	c := portalClient()
-	signInVia(t, c, p.URL, config.DefaultCookieName)
-	resp, err := c.Get(p.URL + "/userportal/")
-	if err != nil {
-		t.Fatalf("home page: %v", err)
-	}
-	home, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`data-csrf="([^"]+)"`).FindSubmatch(home)
-	if m == nil {
-		t.Fatalf("no CSRF token on the home page:\n%s", home)
-	}
-	return &portalUser{t: t, p: p, c: c, csrf: string(m[1])}
-}
-
-// launch asks the portal for a launch ticket.
-func (u *portalUser) launch(id string) string {
-	u.t.Helper()
-	req, _ := http.NewRequest("POST", u.p.URL+"/userportal/api/launch/"+id, nil)
-	req.Header.Set("X-CSRF-Token", u.csrf)
-	resp, err := u.c.Do(req)
-	if err != nil {
-		u.t.Fatalf("launch %s: %v", id, err)
-	}
-	defer resp.Body.Close()
-	var out struct{ URL string }
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
-		u.t.Fatalf("launch %s: status %d %v", id, resp.StatusCode, err)
-	}
-	_, ticket, ok := strings.Cut(out.URL, "#ticket=")
-	if !ok {
-		u.t.Fatalf("launch URL without ticket: %s", out.URL)
-	}
-	return ticket
-}
-
-// relay opens the session WebSocket with the user's cookies and the
-// portal's origin, as the session page does.
-func (u *portalUser) relay(kind, ticket, query string) *websocket.Conn {
-	u.t.Helper()
-	d := websocket.Dialer{Jar: u.c.Jar, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: 20 * time.Second}
-	ws, resp, err := d.Dial(strings.Replace(u.p.URL, "https://", "wss://", 1)+"/userportal/relay/"+kind+"?ticket="+url.QueryEscape(ticket)+query,
-		http.Header{"Origin": {u.p.URL}})
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		u.t.Fatalf("relay %s: %v (HTTP %d)", kind, err, status)
-	}
-	u.t.Cleanup(func() { ws.Close() })
-	return ws
-}
 
 // wsReader reads a WebSocket's binary messages as one byte stream.
 type wsReader struct {
@@ -241,7 +173,6 @@ func TestPrecedenceEnforcedOnTheWire(t *testing.T) {
 	for i, s := range samples {
 		host, portal, pol := s[0], s[1], s[2]
 		t.Run(fmt.Sprintf("host=%s/portal=%s/policy=%s", host, portal, pol), func(t *testing.T) {
-			u.t = t
 			for _, r := range []map[string]any{
 				{"id": "shell", "name": "Shell", "protocol": "ssh", "port": ssh.Port, "credentials": map[string]any{"username": ssh.User, "password": ssh.Password}},
 				{"id": "desk", "name": "Desk", "protocol": "vnc", "port": vnc.Port, "credentials": map[string]any{"password": "vnc-pass"}},
@@ -260,7 +191,7 @@ func TestPrecedenceEnforcedOnTheWire(t *testing.T) {
 			wantUp, wantDown := allows(string(up), host, portal, pol), allows(string(down), host, portal, pol)
 
 			// SFTP through the gateway's files API.
-			ws := u.relay("ssh", u.launch("shell"), "&cols=80&rows=24")
+			ws := u.relay(t, "ssh", u.ticket(t, "shell"), "&cols=80&rows=24")
 			ws.SetReadDeadline(time.Now().Add(30 * time.Second))
 			sid := ""
 			for sid == "" {
@@ -278,7 +209,7 @@ func TestPrecedenceEnforcedOnTheWire(t *testing.T) {
 			name := fmt.Sprintf("up-%d.bin", i)
 			req, _ := http.NewRequest("POST", p.URL+"/userportal/api/files/"+sid+"?name="+name, strings.NewReader("from the browser"))
 			req.Header.Set("X-CSRF-Token", u.csrf)
-			resp, err := u.c.Do(req)
+			resp, err := u.hc.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -287,7 +218,7 @@ func TestPrecedenceEnforcedOnTheWire(t *testing.T) {
 			if (resp.StatusCode == 200) != wantUp || (statErr == nil) != wantUp {
 				t.Errorf("upload: status %d, on the host: %v; want allowed=%v", resp.StatusCode, statErr == nil, wantUp)
 			}
-			resp, err = u.c.Get(p.URL + "/userportal/api/files/" + sid + "/download?name=seed.bin")
+			resp, err = u.hc.Get(p.URL + "/userportal/api/files/" + sid + "/download?name=seed.bin")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,7 +230,7 @@ func TestPrecedenceEnforcedOnTheWire(t *testing.T) {
 			ws.Close()
 
 			// VNC clipboard through the gateway's RFB proxy.
-			rfb := dialRFB(t, u.relay("vnc", u.launch("desk"), ""))
+			rfb := dialRFB(t, u.relay(t, "vnc", u.ticket(t, "desk"), ""))
 			toHost := fmt.Sprintf("to-host-%d", i)
 			rfb.cutText(toHost)
 			rfb.sync(nil)
