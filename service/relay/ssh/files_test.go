@@ -1,3 +1,7 @@
+//go:build unix
+
+// The SFTP tests run a real sshd and check file ownership, both Unix-only.
+
 package sshrelay
 
 import (
