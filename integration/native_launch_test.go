@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,33 +16,8 @@ import (
 	"portico/service/native"
 )
 
-var (
-	clientOnce sync.Once
-	clientPath string
-	clientErr  string
-)
-
-// clientBinary builds portico-client once for the whole test run.
-func clientBinary(t *testing.T) string {
-	t.Helper()
-	clientOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "portico-client-")
-		if err != nil {
-			clientErr = err.Error()
-			return
-		}
-		clientPath = filepath.Join(dir, "portico-client")
-		cmd := exec.Command("go", "build", "-o", clientPath, "../client")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			clientErr = err.Error() + "\n" + string(out)
-		}
-	})
-	if clientErr != "" {
-		t.Fatalf("build portico-client: %s", clientErr)
-	}
-	return clientPath
-}
+// clientBinary is portico-client, built once per test run.
+func clientBinary(t *testing.T) string { return command(t, "client", "portico-client") }
 
 // enableNative turns on native launches and the alternate port, and waits
 // until the gateway listens there.

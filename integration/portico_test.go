@@ -18,33 +18,41 @@ import (
 	"portico/service/config"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  string
-)
+// builds holds the commands built for this test run, by package.
+var builds sync.Map
 
-// gatewayBinary builds portico-gateway once for the whole test run.
-func gatewayBinary(t *testing.T) string {
+type build struct {
+	once      sync.Once
+	path, err string
+}
+
+// command builds the program in pkg (a folder of the repository, pure Go)
+// as name, once for the whole test run, and returns its path.
+func command(t *testing.T, pkg, name string) string {
 	t.Helper()
-	binOnce.Do(func() {
+	v, _ := builds.LoadOrStore(pkg, &build{})
+	b := v.(*build)
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "portico-bin-")
 		if err != nil {
-			binErr = err.Error()
+			b.err = err.Error()
 			return
 		}
-		binPath = filepath.Join(dir, "portico-gateway")
-		cmd := exec.Command("go", "build", "-o", binPath, "../service")
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, "../"+pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = err.Error() + "\n" + string(out)
+			b.err = err.Error() + "\n" + string(out)
 		}
 	})
-	if binErr != "" {
-		t.Fatalf("build gateway: %s", binErr)
+	if b.err != "" {
+		t.Fatalf("build %s: %s", pkg, b.err)
 	}
-	return binPath
+	return b.path
 }
+
+// gatewayBinary is portico-gateway, built once per test run.
+func gatewayBinary(t *testing.T) string { return command(t, "service", "portico-gateway") }
 
 // portico is a running gateway binary with its admin API.
 type portico struct {
