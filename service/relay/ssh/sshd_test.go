@@ -19,7 +19,9 @@ import (
 // The dedicated local account the tests sign in as. Tests run as root in
 // CI; TestMain creates the account when it is missing.
 const (
-	testUser     = "porticotest"
+	// Not the integration tests' user: both packages run at once under
+	// go test ./... and each sets its own password.
+	testUser     = "porticorelay"
 	testPassword = "portico-Test-pw-7"
 	sshdPath     = "/usr/sbin/sshd"
 )
