@@ -159,7 +159,11 @@ func (s *clipState) observed(sender int, pdu []byte, complete bool) {
 		long := s.longNames[client] && s.longNames[server]
 		formats, err := parseFormatList(body, long, flags&cbASCIINames != 0)
 		if err != nil {
-			return
+			// A list sent before both capability PDUs were seen may use
+			// the other variant.
+			if formats, err = parseFormatList(body, !long, flags&cbASCIINames != 0); err != nil {
+				return
+			}
 		}
 		s.fileList[sender] = noFormat
 		for _, f := range formats {
