@@ -199,7 +199,7 @@ func TestFilterDisabledRemovesClipboardChannel(t *testing.T) {
 	const drdynvc = 1005
 	for _, step := range []int{1, 3, 7, 64, 1 << 16} {
 		up, down := session(t, policy(config.TransferDisabled, config.TransferBidirectional), step,
-			slices.Concat([]byte{0x30, 0x03, 0x02, 0x01, 0x06}, buildConnectInitial("cliprdr", "drdynvc")), // a TSRequest, then MCS
+			slices.Concat([]byte{0x30, 0x03, 0x02, 0x01, 0x06}, buildConnectInitial("cliprdr", "drdynvc")),              // a TSRequest, then MCS
 			slices.Concat([]byte{0x30, 0x02, 0x05, 0x00}, []byte{0, 0, 0, 0}, buildConnectResponse(ioChannel, drdynvc)), // TSRequest, Early User Authorization Result
 			slices.Concat(joinRequest(userID, ioChannel), joinRequest(userID, 0xFFFF), joinRequest(userID, drdynvc),
 				sendDataPDU(true, 0xFFFF, []byte{8, 0, 0, 0, 3, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8})),
