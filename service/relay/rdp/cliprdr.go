@@ -24,7 +24,6 @@ const (
 	cbFormatDataRequest    = 0x0004
 	cbFormatDataResponse   = 0x0005
 	cbClipCaps             = 0x0007
-	cbFileContentsRequest  = 0x0008
 	cbFileContentsResponse = 0x0009
 
 	cbResponseFail       = 0x0002

@@ -55,8 +55,7 @@ const headerWindow = mcsOffset + 8 + channelHeaderLen + cliprdrHeaderLen + 16
 
 // Framing phases of one direction.
 const (
-	phasePrelude = iota // CredSSP, Early User Authorization Result
-	phaseConnect        // the next TPKT is the MCS Connect PDU
+	phasePrelude = iota // CredSSP, Early User Authorization Result; the next TPKT is the MCS Connect PDU
 	phaseMCS            // TPKT and fast-path records
 	phasePass           // nothing left to enforce: plain copy
 )
@@ -67,9 +66,6 @@ const (
 	restDrop
 	restObserve
 )
-
-// noChannel marks an unknown channel ID (0 is never a static channel).
-const noChannel = 0
 
 // maxObserved caps a clipboard PDU the filter reads whole (capabilities,
 // format lists); a larger one is treated as unreadable.

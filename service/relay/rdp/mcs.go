@@ -26,11 +26,10 @@ const (
 	maxConnectPDU = 16 << 10
 
 	// Domain MCS PDU types (T.125), in the top six bits of the first byte.
-	mcsAttachUserConfirm = 11
-	mcsChannelJoinReq    = 14
-	mcsChannelJoinConf   = 15
-	mcsSendDataRequest   = 25
-	mcsSendDataIndicate  = 26
+	mcsChannelJoinReq   = 14
+	mcsChannelJoinConf  = 15
+	mcsSendDataRequest  = 25
+	mcsSendDataIndicate = 26
 
 	// mcsUserIDBase is added to PER-encoded user IDs (T.125 UserId).
 	mcsUserIDBase = 1001
