@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,8 +91,16 @@ func startProc(t *testing.T, env []string, name string, args ...string) *syncBuf
 func xDisplay(t *testing.T) int {
 	t.Helper()
 	for n := 40 + os.Getpid()%50; n < 200; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
+		lock := fmt.Sprintf("/tmp/.X%d-lock", n)
+		if b, err := os.ReadFile(lock); err == nil {
+			// Killed X servers leave their lock behind; one whose process
+			// is gone is free again (X servers reclaim such locks too).
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+				continue
+			}
+			os.Remove(lock)
+			os.Remove(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
 		}
 		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
 			continue

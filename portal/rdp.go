@@ -115,7 +115,9 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 	}
 	var once sync.Once
 	sess, end := p.register(granted, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
-	err = relay.Pipe(ctx, stream, &countingConn{Conn: host, up: sess.Up(), down: sess.Down()}, nil)
+	// The clipboard policy is enforced on the plaintext RDP stream, not only in the page.
+	filtered := rdp.NewFilter(rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer}, p.Logger).Wrap(host)
+	err = relay.Pipe(ctx, stream, &countingConn{Conn: filtered, up: sess.Up(), down: sess.Down()}, nil)
 	end(err)
 }
 

@@ -1,0 +1,243 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"portico/service/config"
+)
+
+// xrdpServer is xrdp (TLS security) in front of a local Xvnc through its
+// vnc module, with xrdp-chansrv serving the clipboard on that display.
+type xrdpServer struct {
+	Port    int
+	Display string
+	LogFile string // xrdp's log, DEBUG level
+}
+
+// log returns what xrdp logged so far.
+func (x xrdpServer) log() string {
+	b, _ := os.ReadFile(x.LogFile)
+	return string(b)
+}
+
+func startXRDP(t *testing.T) xrdpServer {
+	t.Helper()
+	xrdp := need(t, "/usr/sbin/xrdp", "xrdp")
+	chansrv := need(t, "/usr/sbin/xrdp-chansrv", "xrdp")
+	xvnc := need(t, "Xvnc", "tigervnc-standalone-server")
+	openssl := need(t, "openssl", "openssl")
+	need(t, "xclip", "xclip")
+	dir := t.TempDir()
+	if out, err := exec.Command(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+		"-keyout", filepath.Join(dir, "key.pem"), "-out", filepath.Join(dir, "cert.pem")).CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v %s", err, out)
+	}
+	n := xDisplay(t)
+	vncPort := freePort(t)
+	out := startProc(t, nil, xvnc, fmt.Sprintf(":%d", n), "-rfbport", strconv.Itoa(vncPort), "-localhost", "-SecurityTypes", "None",
+		"-geometry", "800x600", "-depth", "24", "-nolisten", "tcp")
+	waitPort(t, vncPort, "Xvnc", &out.Buffer)
+	display := fmt.Sprintf(":%d", n)
+	// chansrv's socket directory is compiled into xrdp.
+	if err := os.MkdirAll("/run/xrdp/sockdir", 0o1777); err != nil {
+		t.Fatalf("xrdp socket directory: %v", err)
+	}
+	startProc(t, []string{"DISPLAY=" + display, "HOME=" + dir}, chansrv)
+	sock := fmt.Sprintf("/run/xrdp/sockdir/xrdp_chansrv_socket_%d", n)
+	waitFor(t, 10*time.Second, "xrdp-chansrv socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	t.Cleanup(func() { os.Remove(sock); os.Remove(fmt.Sprintf("/run/xrdp/sockdir/xrdpapi_%d", n)) })
+
+	port := freePort(t)
+	ini, logFile := filepath.Join(dir, "xrdp.ini"), filepath.Join(dir, "xrdp.log")
+	os.WriteFile(ini, []byte(fmt.Sprintf(`[Globals]
+ini_version=1
+fork=false
+port=tcp://127.0.0.1:%d
+security_layer=tls
+crypt_level=none
+certificate=%s
+key_file=%s
+ssl_protocols=TLSv1.2, TLSv1.3
+autorun=vnc1
+allow_channels=true
+max_bpp=24
+use_fastpath=both
+[Logging]
+LogFile=%s
+LogLevel=DEBUG
+EnableSyslog=false
+EnableConsole=true
+ConsoleLevel=DEBUG
+[Channels]
+rdpdr=false
+rdpsnd=false
+drdynvc=true
+cliprdr=true
+rail=false
+xrdpvr=false
+tcutils=false
+[vnc1]
+name=vnc1
+lib=libvnc.so
+username=na
+password=na
+ip=127.0.0.1
+port=%d
+chansrvport=DISPLAY(%d)
+`, port, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), logFile, vncPort, n)), 0o600)
+	logs := startProc(t, nil, xrdp, "--nodaemon", "--config", ini)
+	srv := xrdpServer{Port: port, Display: display, LogFile: logFile}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("xrdp log:\n%s", srv.log())
+		}
+	})
+	waitPort(t, port, "xrdp", &logs.Buffer)
+	return srv
+}
+
+// openXRDP launches the xrdp resource in the browser and gets past xrdp's
+// own login dialog (its vnc1 section needs no credentials: Enter is OK).
+func openXRDP(t *testing.T, p *portico, srv xrdpServer, beforeConnect func(context.Context)) context.Context {
+	t.Helper()
+	ctx := browser(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("session ends: %v", auditEvents(t, p, "session.end"))
+		}
+	})
+	signIn(t, ctx, p)
+	run(t, ctx, 20*time.Second, chromedp.Click(`button.open[data-id="desk"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID))
+	if beforeConnect != nil {
+		beforeConnect(ctx)
+	}
+	run(t, ctx, 20*time.Second, chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
+	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'on'`, "RDP session connected")
+	time.Sleep(2 * time.Second)
+	run(t, ctx, 10*time.Second, chromedp.Focus(`#screen canvas`, chromedp.ByQuery), chromedp.KeyEvent(kb.Enter))
+	return ctx
+}
+
+func addXRDP(t *testing.T, p *portico, srv xrdpServer) {
+	p.do(t, "POST", "/api/v1/resources", map[string]any{"id": "desk", "name": "Linux desktop", "protocol": "rdp", "host": "127.0.0.1",
+		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "ask", "username": "test"}}, nil)
+}
+
+// setServerClipboard makes an xclip process own the server's CLIPBOARD
+// with text, for as long as the test runs.
+func setServerClipboard(t *testing.T, display, text string) {
+	t.Helper()
+	cmd := exec.Command("xclip", "-display", display, "-selection", "clipboard", "-quiet", "-i")
+	cmd.Stdin = strings.NewReader(text)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("xclip: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(t, 10*time.Second, "server clipboard set", func() bool { return xclip(display) == text })
+}
+
+// pasteFromPage sends text to the host through IronRDP's own clipboard
+// call, bypassing the page's policy check, as a tampered page would.
+func pasteFromPage(t *testing.T, ctx context.Context, text string) {
+	t.Helper()
+	var ok bool
+	awaitJS(t, ctx, fmt.Sprintf(`(async () => { const mod = await import(document.getElementById('session').dataset.ironrdp);
+		const d = new mod.ClipboardData(); d.addText('text/plain', %q); window.__portico.session.onClipboardPaste(d); return true; })()`, text), &ok)
+}
+
+// forceRemoteClipboard makes the page ask for the host's clipboard even
+// where the policy forbids it (as a tampered page would), before it connects.
+const forceRemoteClipboard = `(async () => { const m = await import(document.querySelector('script[type=module]').src);
+	m.ui.allow.clipToClient = true; return true; })()`
+
+func TestRDPClipboardServerToClientOnly(t *testing.T) {
+	srv := startXRDP(t)
+	p := startPortico(t)
+	p.seedUser(t)
+	addXRDP(t, p, srv)
+	p.editSite(t, func(s *config.PortalSettings) { s.Restrictions.Clipboard = config.TransferServerToClient })
+	ctx := openXRDP(t, p, srv, nil)
+	waitFor(t, 20*time.Second, "xrdp's VNC backend connected", func() bool { return strings.Contains(srv.log(), "VNC connection complete, connected ok") })
+	if !strings.Contains(srv.log(), "Adding channel: name cliprdr") {
+		t.Fatalf("the client's cliprdr channel did not reach xrdp although server-to-client is allowed")
+	}
+
+	// Allowed: text copied on the host appears in the page.
+	setServerClipboard(t, srv.Display, "from-the-host")
+	waitJS(t, ctx, 20*time.Second, `document.getElementById('clip-remote')?.value === 'from-the-host'`, "host clipboard text in the page")
+
+	// Blocked: a page that sends its clipboard anyway does not reach the host.
+	pasteFromPage(t, ctx, "must-not-arrive")
+	time.Sleep(3 * time.Second)
+	if got := xclip(srv.Display); got == "must-not-arrive" {
+		t.Fatal("client clipboard text reached the host although the policy allows server-to-client only")
+	}
+}
+
+func TestRDPClipboardClientToServerOnly(t *testing.T) {
+	srv := startXRDP(t)
+	p := startPortico(t)
+	p.seedUser(t)
+	addXRDP(t, p, srv)
+	p.editSite(t, func(s *config.PortalSettings) { s.Restrictions.Clipboard = config.TransferClientToServer })
+	ctx := openXRDP(t, p, srv, func(ctx context.Context) {
+		var ok bool
+		awaitJS(t, ctx, forceRemoteClipboard, &ok)
+	})
+	waitFor(t, 20*time.Second, "xrdp's VNC backend connected", func() bool { return strings.Contains(srv.log(), "VNC connection complete, connected ok") })
+
+	// Allowed: the page's clipboard panel sends text to the host.
+	run(t, ctx, 10*time.Second, chromedp.Click(`#btn-clip`, chromedp.ByID), chromedp.SendKeys(`#clip-local`, "from-the-browser", chromedp.ByID),
+		chromedp.Click(`#clip-send`, chromedp.ByID))
+	waitFor(t, 20*time.Second, "browser clipboard text on the host", func() bool { return xclip(srv.Display) == "from-the-browser" })
+
+	// Blocked: the host's clipboard does not reach a page that listens anyway.
+	setServerClipboard(t, srv.Display, "host-secret")
+	time.Sleep(3 * time.Second)
+	var got string
+	run(t, ctx, 5*time.Second, chromedp.Evaluate(`document.body.dataset.remoteClip || ''`, &got))
+	if got != "" && got != "0" {
+		t.Fatalf("host clipboard reached the page (%s characters) although the policy allows client-to-server only", got)
+	}
+}
+
+func TestRDPClipboardDisabledRemovesTheChannel(t *testing.T) {
+	srv := startXRDP(t)
+	p := startPortico(t)
+	p.seedUser(t)
+	addXRDP(t, p, srv)
+	p.editSite(t, func(s *config.PortalSettings) { s.Restrictions.Clipboard = config.TransferDisabled })
+	// The page would not ask for a clipboard channel; a tampered one does.
+	ctx := openXRDP(t, p, srv, func(ctx context.Context) {
+		var ok bool
+		awaitJS(t, ctx, forceRemoteClipboard, &ok)
+	})
+	// The session got through the whole connection sequence (the client
+	// joined every channel it knows of) and on to the desktop.
+	waitFor(t, 20*time.Second, "xrdp's VNC backend connected", func() bool { return strings.Contains(srv.log(), "VNC connection complete, connected ok") })
+	log := srv.log()
+	if !strings.Contains(log, "[MCS Connection Sequence (TLS)] completed") {
+		t.Fatalf("MCS connection sequence did not complete:\n%s", log)
+	}
+	if strings.Contains(log, "cliprdr") {
+		t.Fatalf("xrdp saw a cliprdr channel although the clipboard is disabled:\n%s", log)
+	}
+	waitJS(t, ctx, 5*time.Second, `document.body.dataset.state === 'on'`, "session still connected")
+	pasteFromPage(t, ctx, "must-not-arrive")
+	time.Sleep(2 * time.Second)
+	if got := xclip(srv.Display); got == "must-not-arrive" {
+		t.Fatal("clipboard text reached the host although the clipboard is disabled")
+	}
+}
