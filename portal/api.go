@@ -9,6 +9,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/policy"
+	"portico/service/relay/rdp"
 	"portico/service/store"
 )
 
@@ -127,6 +128,8 @@ type sessionView struct {
 	// RDPUser prefills the RDP sign-in (NLA runs in the browser, so the
 	// user types the password; stored passwords are never sent to it).
 	RDPUser string
+	// Keyboards are the keyboard layouts the RDP page offers.
+	Keyboards []rdp.KeyboardLayout
 }
 
 // sessionPage renders the page that runs the protocol's web client. The
@@ -151,6 +154,7 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.Protocol == config.ProtocolRDP {
 		v.RDPUser = res.Credentials.Username
+		v.Keyboards = rdp.KeyboardLayouts()
 		if res.Credentials.Mode == config.CredPortal {
 			v.RDPUser = s.User
 		}

@@ -116,7 +116,8 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 	var once sync.Once
 	sess, end := p.register(granted, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
 	// The clipboard policy is enforced on the plaintext RDP stream, not only in the page.
-	filtered := rdp.NewFilter(rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer}, p.Logger).Wrap(host)
+	filtered := rdp.NewFilter(rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer,
+		KeyboardLayout: keyboardLayout(r)}, p.Logger).Wrap(host)
 	err = relay.Pipe(ctx, stream, &countingConn{Conn: filtered, up: sess.Up(), down: sess.Down()}, nil)
 	end(err)
 }
@@ -138,4 +139,17 @@ func (p *Portal) rdpCertPin(res config.Resource) func(*x509.Certificate) error {
 		p.audit(store.Event{Type: "hostkey.mismatch", Resource: res.ID, Detail: "RDP certificate " + fp + " differs from the pinned " + res.HostKey})
 		return fmt.Errorf("certificate %s differs from the pinned %s", fp, res.HostKey)
 	}
+}
+
+// keyboardLayout is the layout the user picked on the page (?keyboard=),
+// if it is one the page offers; 0 leaves the web client's value.
+func keyboardLayout(r *http.Request) uint32 {
+	id, err := strconv.ParseUint(r.URL.Query().Get("keyboard"), 10, 32)
+	if err != nil {
+		return 0
+	}
+	if l, ok := rdp.LookupKeyboardLayout(uint32(id)); ok {
+		return l.ID
+	}
+	return 0
 }

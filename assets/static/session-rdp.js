@@ -20,19 +20,34 @@ const SC = {
   Insert: 0xe052, Delete: 0xe053, MetaLeft: 0xe05b, MetaRight: 0xe05c, ContextMenu: 0xe05d,
 };
 
+// pickLayout preselects the layout used last time, else the browser's
+// language, else the first (en-US).
+function pickLayout(select) {
+  const saved = localStorage.getItem('portico.rdp.keyboard');
+  const opts = [...select.options];
+  const lang = navigator.language || '';
+  const match = opts.find((o) => o.value === saved)
+    || opts.find((o) => o.dataset.tag.toLowerCase() === lang.toLowerCase())
+    || opts.find((o) => o.dataset.tag.split('-')[0] === lang.split('-')[0]);
+  if (match) select.value = match.value;
+}
+
 function askCredentials(defaultUser) {
   const box = document.getElementById('rdp-login');
   const form = document.getElementById('rdp-form');
   const user = document.getElementById('rdp-user');
   const pass = document.getElementById('rdp-pass');
+  const kbd = document.getElementById('rdp-kbd');
   user.value = defaultUser || '';
+  pickLayout(kbd);
   box.hidden = false;
   (user.value ? pass : user).focus();
   return new Promise((resolve) => {
     form.onsubmit = (ev) => {
       ev.preventDefault();
       box.hidden = true;
-      const v = { user: user.value, pass: pass.value };
+      localStorage.setItem('portico.rdp.keyboard', kbd.value);
+      const v = { user: user.value, pass: pass.value, keyboard: kbd.value };
       pass.value = '';
       resolve(v);
     };
@@ -69,7 +84,9 @@ export async function start(screen, ticket, ui) {
   const rect = screen.getBoundingClientRect();
   const w = Math.max(640, Math.min(1920, Math.round(rect.width) & ~1));
   const h = Math.max(480, Math.min(1200, Math.round(rect.height) & ~1));
-  const proxy = ui.wsURL('rdp', '').replace(/\?.*$/, '');
+  // The layout travels to the gateway, which writes it into the RDP
+  // client data the host uses to pick its keyboard map.
+  const proxy = ui.wsURL('rdp', '').replace(/\?.*$/, '') + '?keyboard=' + encodeURIComponent(cred.keyboard);
   let session;
   try {
     const b = new mod.SessionBuilder()

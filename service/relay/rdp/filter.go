@@ -42,6 +42,10 @@ type Policy struct {
 	Clipboard config.Transfer
 	// FileTransfer is the effective file-transfer direction set.
 	FileTransfer config.Transfer
+	// KeyboardLayout, when not zero, replaces the keyboard layout in the
+	// client's core data (see KeyboardLayouts): the web client sends
+	// physical scancodes and leaves the layout to the host.
+	KeyboardLayout uint32
 }
 
 // ErrPolicy is wrapped by errors that end a session because its policy
@@ -77,6 +81,7 @@ type Filter struct {
 	clipC2S, clipS2C      bool
 	filesC2S, filesS2C    bool
 	disabled, directional bool
+	keyboard              uint32
 	cliprdr, dummy        atomic.Uint32 // channel IDs, set from the Connect Response
 	removed               atomic.Bool   // cliprdr was taken out of the request
 	idle                  atomic.Bool   // the client asked for no clipboard channel
@@ -108,14 +113,15 @@ func NewFilter(p Policy, log *slog.Logger) *Filter {
 		clipC2S: clip.ClientToServer(), clipS2C: clip.ServerToClient(),
 		filesC2S: files.ClientToServer(), filesS2C: files.ServerToClient(),
 		clip: newClipState(), clipAt: -1,
+		keyboard: p.KeyboardLayout,
 	}
 	f.disabled = !f.clipC2S && !f.clipS2C
 	f.directional = !f.disabled && !(f.clipC2S && f.clipS2C && f.filesC2S && f.filesS2C)
 	return f
 }
 
-// Active reports whether the policy restricts anything the filter enforces.
-func (f *Filter) Active() bool { return f.disabled || f.directional }
+// Active reports whether the policy restricts or rewrites anything.
+func (f *Filter) Active() bool { return f.disabled || f.directional || f.keyboard != 0 }
 
 // Wrap returns host seen through the filter: writes are client→server,
 // reads server→client. host must be the plaintext (TLS) connection right
@@ -496,24 +502,30 @@ func (d *direction) connectInitial(rec []byte) ([]byte, bool, error) {
 	names := ci.channels()
 	at := channelIndex(names, cliprdrName)
 	f := d.f
+	keyboard := f.keyboard != 0 && ci.setKeyboardLayout(f.keyboard)
 	switch {
-	case at < 0:
-		// No clipboard channel requested: nothing to enforce.
-		f.idle.Store(true)
-		d.phase = phasePass
-		return nil, false, nil
-	case f.disabled:
+	case at >= 0 && f.disabled:
 		removed := ci.removeChannel(cliprdrName)
 		f.mu.Lock()
 		f.removedAt = removed
 		f.mu.Unlock()
 		f.removed.Store(true)
 		f.log.Debug("rdp filter: clipboard channel removed from the client's request", "channels", names)
-	default:
+	case at >= 0 && f.directional:
 		f.mu.Lock()
 		f.clipAt = at
 		f.mu.Unlock()
 		ci.forbidCompression(cliprdrName)
+	default:
+		// No clipboard channel to police (none requested, or only the
+		// keyboard layout to set): the rest is a plain copy.
+		if at < 0 {
+			f.idle.Store(true)
+		}
+		d.phase = phasePass
+		if !keyboard {
+			return nil, false, nil
+		}
 	}
 	return ci.marshal(), true, nil
 }

@@ -440,3 +440,43 @@ func FuzzFilter(f *testing.F) {
 		}
 	})
 }
+
+func TestFilterSetsKeyboardLayout(t *testing.T) {
+	layout := func(t *testing.T, stream []byte) uint32 {
+		t.Helper()
+		i := bytes.Index(stream, []byte{0x7F, 0x65})
+		if i < 7 {
+			t.Fatal("no Connect Initial reached the server")
+		}
+		ci, err := parseConnectInitial(stream[i-7 : i-7+int(binary.BigEndian.Uint16(stream[i-5:]))])
+		if err != nil {
+			t.Fatalf("Connect Initial after the rewrite: %v", err)
+		}
+		return binary.LittleEndian.Uint32(ci.blocks[ci.block(csCore)][keyboardLayoutAt:])
+	}
+	later := sendDataPDU(true, 1004, []byte("anything after the connect phase"))
+	for _, tc := range []struct {
+		name   string
+		policy Policy
+		want   uint32
+	}{
+		{"no policy, de-DE", Policy{Clipboard: config.TransferBidirectional, FileTransfer: config.TransferBidirectional, KeyboardLayout: 0x0407}, 0x0407},
+		{"clipboard one-way, en-GB", Policy{Clipboard: config.TransferServerToClient, FileTransfer: config.TransferBidirectional, KeyboardLayout: 0x0809}, 0x0809},
+		{"clipboard off, fr-FR", Policy{Clipboard: config.TransferDisabled, FileTransfer: config.TransferDisabled, KeyboardLayout: 0x040C}, 0x040C},
+		{"layout left alone", Policy{Clipboard: config.TransferDisabled, FileTransfer: config.TransferDisabled}, 0x11111111},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, step := range []int{1, 5, 1 << 16} {
+				up, _ := session(t, tc.policy, step,
+					slices.Concat([]byte{0x30, 0x03, 0x02, 0x01, 0x06}, buildConnectInitial("rdpsnd", "cliprdr")), buildConnectResponse(ioChannel, 1004, 1005),
+					later)
+				if got := layout(t, up); got != tc.want {
+					t.Fatalf("step %d: the server sees keyboard layout %#x, want %#x", step, got, tc.want)
+				}
+				if !bytes.HasSuffix(up, later) {
+					t.Fatalf("step %d: what followed the connect phase changed", step)
+				}
+			}
+		})
+	}
+}

@@ -35,10 +35,14 @@ const (
 	mcsUserIDBase = 1001
 
 	// Client and server data block types.
-	csNet       = 0xC003
-	scSecurity  = 0x0C02
-	scNet       = 0x0C03
-	channelDefs = 12 // bytes per CHANNEL_DEF
+	csNet  = 0xC003
+	csCore = 0xC001
+	// keyboardLayoutAt is the offset of keyboardLayout in TS_UD_CS_CORE:
+	// header, version, desktop width and height, colour depth, SAS sequence.
+	keyboardLayoutAt = 16
+	scSecurity       = 0x0C02
+	scNet            = 0x0C03
+	channelDefs      = 12 // bytes per CHANNEL_DEF
 
 	// CHANNEL_DEF options that let the server compress a channel, which
 	// the filter could not read.
@@ -310,6 +314,22 @@ func parseConnectInitial(rec []byte) (*connectInitial, error) {
 		}
 	}
 	return ci, nil
+}
+
+// setKeyboardLayout writes layout into the client core data, which hosts
+// read to pick the session's keyboard map. It reports whether it changed
+// anything (false without a core data block or with the same layout).
+func (ci *connectInitial) setKeyboardLayout(layout uint32) bool {
+	i := ci.block(csCore)
+	if i < 0 || len(ci.blocks[i]) < keyboardLayoutAt+4 {
+		return false
+	}
+	b := ci.blocks[i][keyboardLayoutAt : keyboardLayoutAt+4]
+	if binary.LittleEndian.Uint32(b) == layout {
+		return false
+	}
+	binary.LittleEndian.PutUint32(b, layout)
+	return true
 }
 
 // channels lists the requested static channel names, in order.
