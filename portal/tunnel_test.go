@@ -149,7 +149,13 @@ func TestNativeTunnelGoodTicketRelaysAndIsASession(t *testing.T) {
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
 		t.Fatalf("echo through the tunnel: %q %v", buf, err)
 	}
+	// The counters are added after each write returns, which may be after
+	// the echo already arrived: poll them briefly.
 	live := n.p.Sessions.List()
+	for deadline := time.Now().Add(10 * time.Second); len(live) == 1 && live[0].BytesUp+live[0].BytesDown < 8 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		live = n.p.Sessions.List()
+	}
 	if len(live) != 1 || live[0].Via != "tunnel" || live[0].User != "alice" || live[0].Resource != "echo" || live[0].BytesUp != 4 || live[0].BytesDown != 4 {
 		t.Fatalf("live sessions %+v", live)
 	}
