@@ -27,6 +27,7 @@ func TestRDPKeyboardLayoutReachesTheHost(t *testing.T) {
 	addXRDP(t, p, srv)
 	ctx := openXRDP(t, p, srv, func(ctx context.Context) {
 		run(t, ctx, 5*time.Second, chromedp.SetValue(`#rdp-kbd`, "1031", chromedp.ByID))
+		screenshot(t, ctx, "rdp-sign-in")
 	})
 	waitFor(t, 20*time.Second, "xrdp's VNC backend connected", func() bool { return strings.Contains(srv.log(), "VNC connection complete, connected ok") })
 

@@ -150,7 +150,12 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 		Resource:  resourceView{ID: res.ID, Name: res.Name, Icon: res.Icon, Kind: string(res.Kind), Protocol: string(res.Protocol)},
 		Clipboard: d.Clipboard, FileTransfer: d.FileTransfer,
 		ClipToServer: d.Clipboard.ClientToServer(), ClipToClient: d.Clipboard.ServerToClient(),
-		Upload: d.FileTransfer.ClientToServer(), Download: d.FileTransfer.ServerToClient(),
+	}
+	// Only SSH sessions have a file panel (SFTP through the gateway): RFB
+	// has no file transfer, and the RDP web client has no drive or
+	// clipboard-file support, so a panel there would promise nothing.
+	if res.Protocol == config.ProtocolSSH {
+		v.Upload, v.Download = d.FileTransfer.ClientToServer(), d.FileTransfer.ServerToClient()
 	}
 	if res.Protocol == config.ProtocolRDP {
 		v.RDPUser = res.Credentials.Username

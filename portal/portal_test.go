@@ -182,6 +182,11 @@ func TestSignInFlowAssignmentsAndLaunch(t *testing.T) {
 	if r.StatusCode != 200 || !strings.Contains(out["url"].(string), "/userportal/session/ws1#ticket=") {
 		t.Fatalf("launch: %d %v", r.StatusCode, out)
 	}
+	// VNC has no file transfer: its page offers no file panel, though the
+	// policy allows both directions.
+	if _, page := e.get(c, "/userportal/session/ws1"); !strings.Contains(page, `data-protocol="vnc"`) || strings.Contains(page, "btn-files") {
+		t.Fatalf("VNC session page without its protocol or with a file panel:\n%s", page)
+	}
 	ev, _ := e.st.Audit(store.AuditFilter{User: "alice"})
 	types := []string{}
 	for _, x := range ev {
