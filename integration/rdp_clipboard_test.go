@@ -174,9 +174,35 @@ func TestRDPClipboardServerToClientOnly(t *testing.T) {
 		t.Fatalf("the client's cliprdr channel did not reach xrdp although server-to-client is allowed")
 	}
 
-	// Allowed: text copied on the host appears in the page.
-	setServerClipboard(t, srv.Display, "from-the-host")
-	waitJS(t, ctx, 20*time.Second, `document.getElementById('clip-remote')?.value === 'from-the-host'`, "host clipboard text in the page")
+	t.Cleanup(func() {
+		if t.Failed() {
+			var st string
+			c, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			chromedp.Run(c, chromedp.Evaluate(`document.body.dataset.state + ' | ' + (document.getElementById('overlay-msg')?.textContent || '') + ' | ' + (window.__clipLog||[]).join(';')`, &st))
+			t.Logf("page at failure: %s", st)
+		}
+	})
+	// Allowed: text copied on the host appears in the page. The clipboard
+	// channel starts (capabilities, format lists) after the desktop shows;
+	// ironrdp-wasm 1.1.0 ends the whole session when the host announces a
+	// copy before that start-up finished ("clipboard channel is not in
+	// Ready state"), so give it time, and copy again if an early
+	// announcement was lost.
+	time.Sleep(3 * time.Second)
+	waitFor(t, 40*time.Second, "host clipboard text in the page", func() bool {
+		setServerClipboard(t, srv.Display, "from-the-host")
+		for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			var got bool
+			c, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := chromedp.Run(c, chromedp.Evaluate(`document.getElementById('clip-remote')?.value === 'from-the-host'`, &got))
+			cancel()
+			if err == nil && got {
+				return true
+			}
+		}
+		return false
+	})
 
 	// Blocked: a page that sends its clipboard anyway does not reach the host.
 	pasteFromPage(t, ctx, "must-not-arrive")
@@ -199,9 +225,17 @@ func TestRDPClipboardClientToServerOnly(t *testing.T) {
 	waitFor(t, 20*time.Second, "xrdp's VNC backend connected", func() bool { return strings.Contains(srv.log(), "VNC connection complete, connected ok") })
 
 	// Allowed: the page's clipboard panel sends text to the host.
-	run(t, ctx, 10*time.Second, chromedp.Click(`#btn-clip`, chromedp.ByID), chromedp.SendKeys(`#clip-local`, "from-the-browser", chromedp.ByID),
-		chromedp.Click(`#clip-send`, chromedp.ByID))
-	waitFor(t, 20*time.Second, "browser clipboard text on the host", func() bool { return xclip(srv.Display) == "from-the-browser" })
+	run(t, ctx, 10*time.Second, chromedp.Click(`#btn-clip`, chromedp.ByID), chromedp.SendKeys(`#clip-local`, "from-the-browser", chromedp.ByID))
+	// As above: send again until the clipboard channel has started.
+	waitFor(t, 40*time.Second, "browser clipboard text on the host", func() bool {
+		run(t, ctx, 10*time.Second, chromedp.Click(`#clip-send`, chromedp.ByID))
+		for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if xclip(srv.Display) == "from-the-browser" {
+				return true
+			}
+		}
+		return false
+	})
 
 	// Blocked: the host's clipboard does not reach a page that listens anyway.
 	setServerClipboard(t, srv.Display, "host-secret")

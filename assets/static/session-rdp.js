@@ -111,7 +111,7 @@ export async function start(screen, ticket, ui) {
   ui.setState('Connected', 'on');
   canvas.focus();
   session.run().then((info) => ui.disconnected('Disconnected', `The session ended: ${info.reason()}.`))
-    .catch((e) => { const [t, m] = explain(e, mod); ui.disconnected(t, m); });
+    .catch((e) => { console.error('RDP session failed:', e?.backtrace?.() ?? e); const [t, m] = explain(e, mod); ui.disconnected(t, m); });
 
   const send = (ev) => { const tx = new mod.InputTransaction(); tx.addEvent(ev); session.applyInputs(tx); };
   const pos = (e) => {
