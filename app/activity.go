@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
-	"portico/service/config"
 	"portico/service/sessions"
 	"portico/service/store"
 )
@@ -98,83 +96,5 @@ func (p *activityPage) refresh() {
 			p.events = ev
 			p.elist.Refresh()
 		}
-	})
-}
-
-// policiesPage edits the ordered client policies as JSON — a first,
-// honest editor until the rules get their own form (see the issue note) —
-// and explains a decision for a user, resource and client.
-type policiesPage struct {
-	u       *UI
-	editor  *widget.Entry
-	msg     *widget.Label
-	exUser  *widget.Entry
-	exRes   *widget.Entry
-	exOS    *widget.Select
-	exIP    *widget.Entry
-	exOut   *widget.Label
-	saveBtn *widget.Button
-	content fyne.CanvasObject
-}
-
-func newPoliciesPage(u *UI) *policiesPage {
-	p := &policiesPage{u: u}
-	p.editor = widget.NewMultiLineEntry()
-	p.editor.TextStyle = fyne.TextStyle{Monospace: true}
-	p.msg = widget.NewLabel("Rules are checked in order; the first enabled rule that matches a session sets its clipboard and file-transfer limits.")
-	p.msg.Wrapping = fyne.TextWrapWord
-	save := widget.NewButton("Apply", p.save)
-	save.Importance = widget.HighImportance
-	p.saveBtn = save
-	p.exUser, p.exRes, p.exIP = widget.NewEntry(), widget.NewEntry(), widget.NewEntry()
-	p.exUser.SetPlaceHolder("user")
-	p.exRes.SetPlaceHolder("resource ID")
-	p.exIP.SetPlaceHolder("client IP (optional)")
-	p.exOS = widget.NewSelect(config.ClientOSes, nil)
-	p.exOS.SetSelected("windows")
-	p.exOut = widget.NewLabel("")
-	p.exOut.Wrapping = fyne.TextWrapWord
-	explain := widget.NewButton("Explain", p.explain)
-	explainBox := widget.NewCard("Explain a decision", "What may the clipboard and file transfer do for this user, resource and client — and why?",
-		container.NewVBox(container.NewGridWithColumns(4, p.exUser, p.exRes, p.exOS, p.exIP), explain, p.exOut))
-	p.content = container.NewBorder(p.msg, container.NewVBox(container.NewHBox(save, widget.NewButton("Revert", p.refresh)), explainBox), nil, nil, p.editor)
-	return p
-}
-
-func (p *policiesPage) explain() {
-	var d struct {
-		Clipboard    string   `json:"clipboard"`
-		FileTransfer string   `json:"fileTransfer"`
-		Explanation  []string `json:"explanation"`
-	}
-	body := map[string]string{"user": strings.TrimSpace(p.exUser.Text), "resource": strings.TrimSpace(p.exRes.Text), "clientOS": p.exOS.Selected, "clientIP": strings.TrimSpace(p.exIP.Text)}
-	p.u.call("POST", "/api/v1/policies/explain", body, &d, func(err error) {
-		if err != nil {
-			p.exOut.SetText("Cannot explain: " + err.Error())
-			return
-		}
-		p.exOut.SetText(strings.Join(d.Explanation, "\n"))
-	})
-}
-
-func (p *policiesPage) refresh() {
-	var ps []config.ClientPolicy
-	p.u.call("GET", "/api/v1/policies", nil, &ps, func(err error) {
-		if err != nil {
-			p.msg.SetText("Could not load policies: " + err.Error())
-			return
-		}
-		b, _ := json.MarshalIndent(ps, "", "  ")
-		p.editor.SetText(string(b))
-	})
-}
-
-func (p *policiesPage) save() {
-	p.u.call("PUT", "/api/v1/policies", []byte(p.editor.Text), nil, func(err error) {
-		if err != nil {
-			p.msg.SetText("Not saved: " + err.Error())
-			return
-		}
-		p.msg.SetText("Policies saved and in effect.")
 	})
 }
