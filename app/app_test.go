@@ -241,8 +241,8 @@ func TestResourceAddedInTheGUI(t *testing.T) {
 	typeInto(f.port, "not-a-port")
 	test.Tap(u.lastResourceSave)
 	u.Wait()
-	if !strings.Contains(f.errs.Text, "port") {
-		t.Fatalf("bad port not reported: %q", f.errs.Text)
+	if e := f.fieldErrs["port"]; !e.Visible() || !strings.Contains(e.Text, "number") {
+		t.Fatalf("bad port not reported at the field: %q", e.Text)
 	}
 	typeInto(f.port, "5901")
 	test.Tap(u.lastResourceSave)
