@@ -22,8 +22,9 @@ type activityPage struct {
 	slist    *widget.List
 	elist    *widget.List
 	ssel     int
-	fUser    *widget.Entry
-	fType    *widget.Entry
+	fUser    *keyEntry
+	fType    *keyEntry
+	filter   *widget.Button
 	content  fyne.CanvasObject
 }
 
@@ -41,20 +42,24 @@ func newActivityPage(u *UI) *activityPage {
 			e := p.events[i]
 			o.(*widget.Label).SetText(fmt.Sprintf("%s  %-16s %-10s %s %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.User, e.Resource, e.Detail))
 		})
-	p.fUser, p.fType = widget.NewEntry(), widget.NewEntry()
+	p.fUser, p.fType = newKeyEntry(), newKeyEntry()
+	p.fUser.OnSubmitted = func(string) { p.refresh() }
+	p.fType.OnSubmitted = func(string) { p.refresh() }
 	p.fUser.SetPlaceHolder("user")
 	p.fType.SetPlaceHolder("event, e.g. signin. or session.start")
-	disconnect := widget.NewButton("Disconnect", func() {
+	var disconnect *widget.Button
+	disconnect = widget.NewButton("Disconnect", func() {
 		if p.ssel >= 0 && p.ssel < len(p.sessions) {
 			p.u.call("DELETE", "/api/v1/sessions/"+p.sessions[p.ssel].ID, nil, nil, func(err error) {
 				if err != nil {
 					p.u.showError("Not disconnected", err)
 				}
 				p.refresh()
-			})
+			}, disconnect)
 		}
 	})
-	filter := container.NewGridWithColumns(3, p.fUser, p.fType, widget.NewButton("Filter", p.refresh))
+	p.filter = widget.NewButton("Filter", p.refresh)
+	filter := container.NewGridWithColumns(3, p.fUser, p.fType, p.filter)
 	p.content = container.NewVSplit(
 		container.NewBorder(container.NewHBox(widget.NewLabelWithStyle("Live sessions", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), disconnect, widget.NewButton("Refresh", p.refresh)), nil, nil, nil, p.slist),
 		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Audit log", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), filter), nil, nil, nil, p.elist),
@@ -78,6 +83,7 @@ func (p *activityPage) refresh() {
 	var ss []sessions.Info
 	var ev []store.Event
 	p.u.call("GET", "/api/v1/sessions", nil, &ss, func(err error) {
+		p.u.loaded("sessions", "the live sessions", err)
 		if err == nil {
 			p.sessions = ss
 			p.slist.Refresh()
@@ -92,9 +98,10 @@ func (p *activityPage) refresh() {
 	}
 	q.Set("limit", "500")
 	p.u.call("GET", "/api/v1/audit?"+q.Encode(), nil, &ev, func(err error) {
+		p.u.loaded("audit", "the audit log", err)
 		if err == nil {
 			p.events = ev
 			p.elist.Refresh()
 		}
-	})
+	}, p.filter)
 }

@@ -57,6 +57,8 @@ type UI struct {
 	// fields, so tests can fill and submit it like a person.
 	lastResourceForm *resourceForm
 	lastResourceSave *widget.Button
+	// lastDialog is the last keyboard-driven dialog opened (tests).
+	lastDialog *formDialog
 }
 
 // NewUI builds the window's content; Connect (or SetAPI) attaches it to a gateway.
@@ -84,6 +86,13 @@ func NewUI(a fyne.App, w fyne.Window, dataDir, gwBin string) *UI {
 	)
 	u.tabs.OnSelected = func(*container.TabItem) { u.refreshCurrent() }
 	w.SetContent(container.NewBorder(container.NewVBox(u.busy, u.banner), nil, nil, nil, u.tabs))
+	// Escape closes the topmost of Fyne's own dialogs (confirmations,
+	// messages), which ignore it; formDialog handles its own keys.
+	w.Canvas().SetOnTypedKey(func(k *fyne.KeyEvent) {
+		if top := w.Canvas().Overlays().Top(); k.Name == fyne.KeyEscape && top != nil {
+			top.Hide()
+		}
+	})
 	return u
 }
 
@@ -234,6 +243,21 @@ func errorText() *canvas.Text {
 	t.TextSize = theme.CaptionTextSize()
 	t.Hide()
 	return t
+}
+
+// apiErrorText is an admin API refusal in one text: the message and each
+// field's problem.
+func apiErrorText(err error) string {
+	fields, msg := fieldErrors(err)
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		msg += "\n" + k + ": " + fields[k]
+	}
+	return msg
 }
 
 // fieldErrors extracts the field-level errors of an admin API refusal.
