@@ -25,6 +25,7 @@ type activityPage struct {
 	fUser    *keyEntry
 	fType    *keyEntry
 	filter   *widget.Button
+	sTitle   *widget.Label
 	content  fyne.CanvasObject
 }
 
@@ -37,7 +38,10 @@ func newActivityPage(u *UI) *activityPage {
 				s.Started.Local().Format("15:04:05"), s.BytesUp, s.BytesDown))
 		})
 	p.slist.OnSelected = func(i widget.ListItemID) { p.ssel = i }
-	p.elist = widget.NewList(func() int { return len(p.events) }, func() fyne.CanvasObject { return widget.NewLabel("event") },
+	// Monospace keeps the audit log's columns aligned.
+	p.elist = widget.NewList(func() int { return len(p.events) }, func() fyne.CanvasObject {
+		return widget.NewLabelWithStyle("event", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+	},
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			e := p.events[i]
 			o.(*widget.Label).SetText(fmt.Sprintf("%s  %-16s %-10s %s %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.User, e.Resource, e.Detail))
@@ -59,9 +63,10 @@ func newActivityPage(u *UI) *activityPage {
 		}
 	})
 	p.filter = widget.NewButton("Filter", p.refresh)
+	p.sTitle = widget.NewLabelWithStyle("Live sessions", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	filter := container.NewGridWithColumns(3, p.fUser, p.fType, p.filter)
 	p.content = container.NewVSplit(
-		container.NewBorder(container.NewHBox(widget.NewLabelWithStyle("Live sessions", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), disconnect, widget.NewButton("Refresh", p.refresh)), nil, nil, nil, p.slist),
+		container.NewBorder(container.NewHBox(p.sTitle, disconnect, widget.NewButton("Refresh", p.refresh)), nil, nil, nil, p.slist),
 		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Audit log", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), filter), nil, nil, nil, p.elist),
 	)
 	go p.autoRefresh()
@@ -86,6 +91,7 @@ func (p *activityPage) refresh() {
 		p.u.loaded("sessions", "the live sessions", err)
 		if err == nil {
 			p.sessions = ss
+			p.sTitle.SetText(fmt.Sprintf("Live sessions (%d)", len(ss)))
 			p.slist.Refresh()
 		}
 	})

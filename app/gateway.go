@@ -10,6 +10,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"portico/service/admin"
@@ -65,7 +66,7 @@ func newStatusPage(u *UI) *statusPage {
 	p.apply = widget.NewButton("Apply", p.applyMode)
 	p.apply.Importance = widget.HighImportance
 	p.content = container.NewVScroll(container.NewVBox(
-		widget.NewCard("Status", "", container.NewVBox(p.status, widget.NewButton("Refresh", p.refresh))),
+		widget.NewCard("Status", "", container.NewVBox(p.status, container.NewHBox(widget.NewButtonWithIcon("Refresh", theme.ViewRefreshIcon(), p.refresh)))),
 		widget.NewCard("Service", "The operating system's service manager runs the gateway.", container.NewVBox(
 			container.NewHBox(svc("install"), svc("start"), svc("stop"), svc("uninstall")), p.svcOut)),
 		widget.NewCard("Mode and network", "", container.NewVBox(

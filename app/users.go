@@ -45,7 +45,11 @@ func newUsersPage(u *UI) *usersPage {
 			if x.Disabled {
 				state = " — disabled"
 			}
-			o.(*widget.Label).SetText(fmt.Sprintf("%s (%s) groups: %s%s", x.Username, x.DisplayName, strings.Join(x.Groups, ", "), state))
+			groups := ""
+			if len(x.Groups) > 0 {
+				groups = " — groups: " + strings.Join(x.Groups, ", ")
+			}
+			o.(*widget.Label).SetText(fmt.Sprintf("%s (%s)%s%s", x.Username, x.DisplayName, groups, state))
 		})
 	p.ulist.OnSelected = func(i widget.ListItemID) { p.usel = i }
 	p.glist = widget.NewList(func() int { return len(p.groups) }, func() fyne.CanvasObject { return widget.NewLabel("group") },
