@@ -38,6 +38,10 @@ type UI struct {
 	// busyMu guards slow, the number of calls running longer than
 	// busyDelay; while it is above zero the busy bar shows.
 	busyMu sync.Mutex
+	// doneMu runs done callbacks one at a time. fyne.Do already does on
+	// the desktop driver; Fyne's test driver runs them on the calling
+	// goroutine, so without it two calls ending together would race.
+	doneMu sync.Mutex
 	slow   int
 	busy   *widget.ProgressBarInfinite
 	// loadErrs are the failed loads the banner shows, by what was loaded;
@@ -202,6 +206,8 @@ func (u *UI) call(method, path string, body, out any, done func(err error), lock
 		defer cancel()
 		err := u.api.Do(ctx, method, path, body, out)
 		fyne.DoAndWait(func() {
+			u.doneMu.Lock()
+			defer u.doneMu.Unlock()
 			timer.Stop()
 			u.busyMu.Lock()
 			if state == slow {
