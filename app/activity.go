@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
-	"portico/service/config"
 	"portico/service/sessions"
 	"portico/service/store"
 )
@@ -24,8 +22,10 @@ type activityPage struct {
 	slist    *widget.List
 	elist    *widget.List
 	ssel     int
-	fUser    *widget.Entry
-	fType    *widget.Entry
+	fUser    *keyEntry
+	fType    *keyEntry
+	filter   *widget.Button
+	sTitle   *widget.Label
 	content  fyne.CanvasObject
 }
 
@@ -38,27 +38,35 @@ func newActivityPage(u *UI) *activityPage {
 				s.Started.Local().Format("15:04:05"), s.BytesUp, s.BytesDown))
 		})
 	p.slist.OnSelected = func(i widget.ListItemID) { p.ssel = i }
-	p.elist = widget.NewList(func() int { return len(p.events) }, func() fyne.CanvasObject { return widget.NewLabel("event") },
+	// Monospace keeps the audit log's columns aligned.
+	p.elist = widget.NewList(func() int { return len(p.events) }, func() fyne.CanvasObject {
+		return widget.NewLabelWithStyle("event", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+	},
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			e := p.events[i]
 			o.(*widget.Label).SetText(fmt.Sprintf("%s  %-16s %-10s %s %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.User, e.Resource, e.Detail))
 		})
-	p.fUser, p.fType = widget.NewEntry(), widget.NewEntry()
+	p.fUser, p.fType = newKeyEntry(), newKeyEntry()
+	p.fUser.OnSubmitted = func(string) { p.refresh() }
+	p.fType.OnSubmitted = func(string) { p.refresh() }
 	p.fUser.SetPlaceHolder("user")
 	p.fType.SetPlaceHolder("event, e.g. signin. or session.start")
-	disconnect := widget.NewButton("Disconnect", func() {
+	var disconnect *widget.Button
+	disconnect = widget.NewButton("Disconnect", func() {
 		if p.ssel >= 0 && p.ssel < len(p.sessions) {
 			p.u.call("DELETE", "/api/v1/sessions/"+p.sessions[p.ssel].ID, nil, nil, func(err error) {
 				if err != nil {
 					p.u.showError("Not disconnected", err)
 				}
 				p.refresh()
-			})
+			}, disconnect)
 		}
 	})
-	filter := container.NewGridWithColumns(3, p.fUser, p.fType, widget.NewButton("Filter", p.refresh))
+	p.filter = widget.NewButton("Filter", p.refresh)
+	p.sTitle = widget.NewLabelWithStyle("Live sessions", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	filter := container.NewGridWithColumns(3, p.fUser, p.fType, p.filter)
 	p.content = container.NewVSplit(
-		container.NewBorder(container.NewHBox(widget.NewLabelWithStyle("Live sessions", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), disconnect, widget.NewButton("Refresh", p.refresh)), nil, nil, nil, p.slist),
+		container.NewBorder(container.NewHBox(p.sTitle, disconnect, widget.NewButton("Refresh", p.refresh)), nil, nil, nil, p.slist),
 		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Audit log", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), filter), nil, nil, nil, p.elist),
 	)
 	go p.autoRefresh()
@@ -80,8 +88,10 @@ func (p *activityPage) refresh() {
 	var ss []sessions.Info
 	var ev []store.Event
 	p.u.call("GET", "/api/v1/sessions", nil, &ss, func(err error) {
+		p.u.loaded("sessions", "the live sessions", err)
 		if err == nil {
 			p.sessions = ss
+			p.sTitle.SetText(fmt.Sprintf("Live sessions (%d)", len(ss)))
 			p.slist.Refresh()
 		}
 	})
@@ -94,87 +104,10 @@ func (p *activityPage) refresh() {
 	}
 	q.Set("limit", "500")
 	p.u.call("GET", "/api/v1/audit?"+q.Encode(), nil, &ev, func(err error) {
+		p.u.loaded("audit", "the audit log", err)
 		if err == nil {
 			p.events = ev
 			p.elist.Refresh()
 		}
-	})
-}
-
-// policiesPage edits the ordered client policies as JSON — a first,
-// honest editor until the rules get their own form (see the issue note) —
-// and explains a decision for a user, resource and client.
-type policiesPage struct {
-	u       *UI
-	editor  *widget.Entry
-	msg     *widget.Label
-	exUser  *widget.Entry
-	exRes   *widget.Entry
-	exOS    *widget.Select
-	exIP    *widget.Entry
-	exOut   *widget.Label
-	saveBtn *widget.Button
-	content fyne.CanvasObject
-}
-
-func newPoliciesPage(u *UI) *policiesPage {
-	p := &policiesPage{u: u}
-	p.editor = widget.NewMultiLineEntry()
-	p.editor.TextStyle = fyne.TextStyle{Monospace: true}
-	p.msg = widget.NewLabel("Rules are checked in order; the first enabled rule that matches a session sets its clipboard and file-transfer limits.")
-	p.msg.Wrapping = fyne.TextWrapWord
-	save := widget.NewButton("Apply", p.save)
-	save.Importance = widget.HighImportance
-	p.saveBtn = save
-	p.exUser, p.exRes, p.exIP = widget.NewEntry(), widget.NewEntry(), widget.NewEntry()
-	p.exUser.SetPlaceHolder("user")
-	p.exRes.SetPlaceHolder("resource ID")
-	p.exIP.SetPlaceHolder("client IP (optional)")
-	p.exOS = widget.NewSelect(config.ClientOSes, nil)
-	p.exOS.SetSelected("windows")
-	p.exOut = widget.NewLabel("")
-	p.exOut.Wrapping = fyne.TextWrapWord
-	explain := widget.NewButton("Explain", p.explain)
-	explainBox := widget.NewCard("Explain a decision", "What may the clipboard and file transfer do for this user, resource and client — and why?",
-		container.NewVBox(container.NewGridWithColumns(4, p.exUser, p.exRes, p.exOS, p.exIP), explain, p.exOut))
-	p.content = container.NewBorder(p.msg, container.NewVBox(container.NewHBox(save, widget.NewButton("Revert", p.refresh)), explainBox), nil, nil, p.editor)
-	return p
-}
-
-func (p *policiesPage) explain() {
-	var d struct {
-		Clipboard    string   `json:"clipboard"`
-		FileTransfer string   `json:"fileTransfer"`
-		Explanation  []string `json:"explanation"`
-	}
-	body := map[string]string{"user": strings.TrimSpace(p.exUser.Text), "resource": strings.TrimSpace(p.exRes.Text), "clientOS": p.exOS.Selected, "clientIP": strings.TrimSpace(p.exIP.Text)}
-	p.u.call("POST", "/api/v1/policies/explain", body, &d, func(err error) {
-		if err != nil {
-			p.exOut.SetText("Cannot explain: " + err.Error())
-			return
-		}
-		p.exOut.SetText(strings.Join(d.Explanation, "\n"))
-	})
-}
-
-func (p *policiesPage) refresh() {
-	var ps []config.ClientPolicy
-	p.u.call("GET", "/api/v1/policies", nil, &ps, func(err error) {
-		if err != nil {
-			p.msg.SetText("Could not load policies: " + err.Error())
-			return
-		}
-		b, _ := json.MarshalIndent(ps, "", "  ")
-		p.editor.SetText(string(b))
-	})
-}
-
-func (p *policiesPage) save() {
-	p.u.call("PUT", "/api/v1/policies", []byte(p.editor.Text), nil, func(err error) {
-		if err != nil {
-			p.msg.SetText("Not saved: " + err.Error())
-			return
-		}
-		p.msg.SetText("Policies saved and in effect.")
-	})
+	}, p.filter)
 }

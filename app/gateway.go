@@ -10,7 +10,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"portico/service/admin"
@@ -32,6 +32,8 @@ type statusPage struct {
 	gateway  config.Gateway
 	cert     *widget.Label
 	svcOut   *widget.Label
+	svcBtns  []fyne.Disableable
+	apply    *widget.Button
 	content  fyne.CanvasObject
 }
 
@@ -57,12 +59,14 @@ func newStatusPage(u *UI) *statusPage {
 	p.svcOut = widget.NewLabel("")
 	p.svcOut.Wrapping = fyne.TextWrapWord
 	svc := func(cmd string) *widget.Button {
-		return widget.NewButton(strings.ToUpper(cmd[:1])+cmd[1:], func() { p.service(cmd) })
+		b := widget.NewButton(strings.ToUpper(cmd[:1])+cmd[1:], func() { p.service(cmd) })
+		p.svcBtns = append(p.svcBtns, b)
+		return b
 	}
-	applyMode := widget.NewButton("Apply", p.applyMode)
-	applyMode.Importance = widget.HighImportance
+	p.apply = widget.NewButton("Apply", p.applyMode)
+	p.apply.Importance = widget.HighImportance
 	p.content = container.NewVScroll(container.NewVBox(
-		widget.NewCard("Status", "", container.NewVBox(p.status, widget.NewButton("Refresh", p.refresh))),
+		widget.NewCard("Status", "", container.NewVBox(p.status, container.NewHBox(widget.NewButtonWithIcon("Refresh", theme.ViewRefreshIcon(), p.refresh)))),
 		widget.NewCard("Service", "The operating system's service manager runs the gateway.", container.NewVBox(
 			container.NewHBox(svc("install"), svc("start"), svc("stop"), svc("uninstall")), p.svcOut)),
 		widget.NewCard("Mode and network", "", container.NewVBox(
@@ -74,7 +78,7 @@ func newStatusPage(u *UI) *statusPage {
 			container.NewBorder(nil, nil, widget.NewLabel("Admin API listen"), nil, p.admin),
 			container.NewBorder(nil, nil, widget.NewLabel("Public host names"), nil, p.hosts),
 			container.NewBorder(nil, nil, widget.NewLabel("Trusted proxies"), nil, p.proxies),
-			applyMode)),
+			p.apply)),
 		widget.NewCard("TLS certificate", "", container.NewVBox(p.cert, container.NewHBox(
 			widget.NewButton("Generate self-signed…", p.generate), widget.NewButton("Import PEM…", p.importPEM)))),
 	))
@@ -102,6 +106,7 @@ func (p *statusPage) refresh() {
 			st.Version, (time.Duration(st.UptimeSeconds) * time.Second).String(), st.Mode, portal, strings.Join(ls, ", "), st.Sessions, st.DataDir))
 	})
 	p.u.call("GET", "/api/v1/settings/gateway", nil, &gw, func(err error) {
+		p.u.loaded("gateway", "the gateway settings", err)
 		if err == nil {
 			p.gateway = gw.Settings
 			p.mode.SetSelected(map[config.Mode]string{config.ModeNormal: "Normal", config.ModeForwarding: "Forwarding"}[gw.Settings.Mode])
@@ -114,6 +119,7 @@ func (p *statusPage) refresh() {
 		}
 	})
 	p.u.call("GET", "/api/v1/certificate", nil, &ci, func(err error) {
+		p.u.loaded("certificate", "the certificate", err)
 		if err == nil {
 			p.cert.SetText(certText(ci))
 		}
@@ -146,57 +152,53 @@ func (p *statusPage) applyMode() {
 			return
 		}
 		p.refresh()
-	})
+	}, p.apply)
 }
 
 func (p *statusPage) generate() {
-	hosts := widget.NewEntry()
+	hosts := newKeyEntry()
 	hosts.SetPlaceHolder("gateway.example.com, 192.168.1.10 (empty: this machine's names)")
-	dialog.ShowForm("Generate a self-signed certificate", "Generate", "Cancel", []*widget.FormItem{widget.NewFormItem("Host names", hosts)}, func(ok bool) {
-		if !ok {
-			return
-		}
-		var list []string
-		for _, h := range strings.Split(hosts.Text, ",") {
-			if h = strings.TrimSpace(h); h != "" {
-				list = append(list, h)
-			}
-		}
+	var d *formDialog
+	d = p.u.newFormDialog("Generate a self-signed certificate", "Generate", widget.NewForm(widget.NewFormItem("Host names", hosts)), func() {
 		var ci tlscert.Info
-		p.u.call("POST", "/api/v1/certificate/self-signed", map[string]any{"hosts": list}, &ci, func(err error) {
+		p.u.call("POST", "/api/v1/certificate/self-signed", map[string]any{"hosts": splitList(hosts.Text)}, &ci, func(err error) {
 			if err != nil {
 				p.u.showError("Certificate not generated", err)
 				return
 			}
+			d.Hide()
 			p.cert.SetText(certText(ci))
-		})
-	}, p.u.win)
+		}, d.primary)
+	})
+	d.Resize(fyne.NewSize(560, 0))
+	d.Show()
+	p.u.lastDialog = d
 }
 
 func (p *statusPage) importPEM() {
-	cert := widget.NewMultiLineEntry()
+	cert := newKeyMultiLine()
 	cert.SetPlaceHolder("-----BEGIN CERTIFICATE-----\n(server certificate first, then its issuers)")
 	cert.SetMinRowsVisible(6)
-	key := widget.NewMultiLineEntry()
+	key := newKeyMultiLine()
 	key.SetPlaceHolder("-----BEGIN PRIVATE KEY-----")
 	key.SetMinRowsVisible(4)
-	d := dialog.NewForm("Import a certificate", "Import", "Cancel", []*widget.FormItem{
+	var d *formDialog
+	d = p.u.newFormDialog("Import a certificate", "Import", widget.NewForm(
 		widget.NewFormItem("Certificate chain (PEM)", cert), widget.NewFormItem("Private key (PEM)", key),
-	}, func(ok bool) {
-		if !ok {
-			return
-		}
+	), func() {
 		var ci tlscert.Info
 		p.u.call("POST", "/api/v1/certificate/import", map[string]string{"certPEM": cert.Text, "keyPEM": key.Text}, &ci, func(err error) {
 			if err != nil {
 				p.u.showError("Certificate not imported", err)
 				return
 			}
+			d.Hide()
 			p.cert.SetText(certText(ci))
-		})
-	}, p.u.win)
+		}, d.primary)
+	})
 	d.Resize(fyne.NewSize(640, 520))
 	d.Show()
+	p.u.lastDialog = d
 }
 
 // service runs "portico-gateway <cmd>"; installing and starting services
@@ -221,6 +223,9 @@ func (p *statusPage) service(cmd string) {
 		return
 	}
 	p.svcOut.SetText("Running " + cmd + "…")
+	for _, b := range p.svcBtns {
+		b.Disable()
+	}
 	go func() {
 		out, err := exec.Command(bin, cmd, "--data-dir", p.u.dataDir).CombinedOutput()
 		fyne.Do(func() {
@@ -229,6 +234,9 @@ func (p *statusPage) service(cmd string) {
 				text += "\nRun the admin program as root / Administrator, or run: sudo " + bin + " " + cmd
 			}
 			p.svcOut.SetText(text)
+			for _, b := range p.svcBtns {
+				b.Enable()
+			}
 			p.refresh()
 		})
 	}()

@@ -69,6 +69,7 @@ type portalForm struct {
 	ipURL        *widget.Entry
 	ipTestResult *widget.Label
 	ipBtn        *widget.Button
+	ipTest       *widget.Button
 	// NLB
 	altHostOn *widget.Check
 	altHost   *widget.Entry
@@ -82,11 +83,11 @@ type portalForm struct {
 	pre2000   *widget.Check
 	embed     *widget.Check
 	embedWarn *widget.Label
-	embedFrom *widget.Entry
+	embedFrom *keyEntry
 	files     *widget.Select
 	clip      *widget.Select
 	cors      *widget.Check
-	origins   *widget.Entry
+	origins   *keyEntry
 	corsCache *widget.Entry
 
 	errs    map[string]*canvas.Text
@@ -112,6 +113,7 @@ func newPortalForm(u *UI) *portalForm {
 	f.ipTestResult = widget.NewLabel("")
 	f.ipTestResult.Wrapping = fyne.TextWrapWord
 	f.ipBtn = widget.NewButton("Configure…", f.showIPDialog)
+	f.ipTest = widget.NewButton("Test", f.testIPDetection)
 	f.altHostOn = widget.NewCheck("Use alternate hostname", func(bool) { f.updateDependent() })
 	f.altHost = widget.NewEntry()
 	f.altPortOn = widget.NewCheck("Use alternate port", func(bool) { f.updateDependent() })
@@ -124,13 +126,13 @@ func newPortalForm(u *UI) *portalForm {
 	f.embedWarn = widget.NewLabel("Warning: other sites could frame the portal (clickjacking risk). Allow it only for pages you trust.")
 	f.embedWarn.Wrapping = fyne.TextWrapWord
 	f.embedWarn.Importance = widget.WarningImportance
-	f.embedFrom = widget.NewMultiLineEntry()
+	f.embedFrom = newKeyMultiLine()
 	f.embedFrom.SetPlaceHolder("Only these sites may embed it (one origin per line; empty = any)")
 	f.embedFrom.SetMinRowsVisible(2)
 	f.files = widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil)
 	f.clip = widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil)
 	f.cors = widget.NewCheck("Allow cross-origin resource sharing (CORS)", func(bool) { f.updateDependent() })
-	f.origins = widget.NewMultiLineEntry()
+	f.origins = newKeyMultiLine()
 	f.origins.SetPlaceHolder("One origin per line, e.g. https://intranet.example.com")
 	f.origins.SetMinRowsVisible(3)
 	f.corsCache = widget.NewEntry()
@@ -345,11 +347,10 @@ func (f *portalForm) showDetectionDialog() {
 }
 
 func (f *portalForm) showIPDialog() {
-	test := widget.NewButton("Test", f.testIPDetection)
 	d := dialog.NewCustom("Client IP detection service", "Close", container.NewVBox(
 		widget.NewLabel("URL of the service (JSON {\"ip\": …} or plain text):"), f.ipURL,
 		f.errs["client.ipDetection.url"],
-		test, f.ipTestResult,
+		f.ipTest, f.ipTestResult,
 	), f.u.win)
 	d.Resize(fyne.NewSize(520, 280))
 	d.Show()
@@ -358,6 +359,7 @@ func (f *portalForm) showIPDialog() {
 // testIPDetection asks the gateway to call the URL and shows what it got.
 func (f *portalForm) testIPDetection() {
 	f.ipTestResult.SetText("Testing…")
+	f.ipTestResult.Importance = widget.MediumImportance
 	var out struct {
 		OK    bool   `json:"ok"`
 		IP    string `json:"ip"`
@@ -372,7 +374,11 @@ func (f *portalForm) testIPDetection() {
 		default:
 			f.ipTestResult.SetText("Test failed: " + out.Error)
 		}
-	})
+		if err != nil || !out.OK {
+			f.ipTestResult.Importance = widget.DangerImportance
+			f.ipTestResult.Refresh()
+		}
+	}, f.ipTest)
 }
 
 // portalPage shows the site defaults and this gateway's set side by side.
@@ -475,7 +481,7 @@ func (p *portalPage) applySite() {
 			p.gw.set(reply.Settings)
 			p.gw.setReadOnly(true)
 		}
-	})
+	}, p.siteSave)
 }
 
 func (p *portalPage) applyGateway() {
@@ -507,5 +513,5 @@ func (p *portalPage) applyGateway() {
 		p.gateway = reply.Settings
 		p.gw.showNotices(reply.Notices)
 		p.message.SetText(fmt.Sprintf("Gateway settings saved (%s).", map[bool]string{true: "inheriting the site defaults", false: "own settings"}[reply.Settings.InheritPortal]))
-	})
+	}, p.gwSave)
 }

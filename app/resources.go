@@ -6,8 +6,10 @@ import (
 	"strings"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"portico/service/config"
@@ -20,12 +22,15 @@ type resourceRow struct {
 	HasPrivateKey bool `json:"hasPrivateKey"`
 }
 
-// resourcesPage lists published resources with add / edit / remove.
+// resourcesPage lists published resources with add / edit / remove and
+// a connection test.
 type resourcesPage struct {
 	u       *UI
 	rows    []resourceRow
 	list    *widget.List
 	sel     int
+	testBtn *widget.Button
+	testOut *widget.Label
 	content fyne.CanvasObject
 }
 
@@ -41,15 +46,16 @@ func newResourcesPage(u *UI) *resourcesPage {
 			}
 			o.(*widget.Label).SetText(text)
 		})
-	p.list.OnSelected = func(i widget.ListItemID) { p.sel = i }
-	add := widget.NewButton("Add…", func() { p.edit(nil) })
+	p.list.OnSelected = func(i widget.ListItemID) { p.sel = i; p.testBtn.Enable() }
+	p.list.OnUnselected = func(widget.ListItemID) { p.sel = -1; p.testBtn.Disable() }
+	add := widget.NewButtonWithIcon("Add…", theme.ContentAddIcon(), func() { p.edit(nil) })
 	add.Importance = widget.HighImportance
-	edit := widget.NewButton("Edit…", func() {
+	edit := widget.NewButtonWithIcon("Edit…", theme.DocumentCreateIcon(), func() {
 		if p.sel >= 0 && p.sel < len(p.rows) {
 			p.edit(&p.rows[p.sel])
 		}
 	})
-	remove := widget.NewButton("Remove", func() {
+	remove := widget.NewButtonWithIcon("Remove", theme.DeleteIcon(), func() {
 		if p.sel < 0 || p.sel >= len(p.rows) {
 			return
 		}
@@ -65,44 +71,93 @@ func newResourcesPage(u *UI) *resourcesPage {
 			}
 		}, p.u.win)
 	})
-	p.content = container.NewBorder(container.NewHBox(add, edit, remove, widget.NewButton("Refresh", p.refresh)), nil, nil, nil, p.list)
+	p.testBtn = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), p.testSelected)
+	p.testBtn.Disable()
+	p.testOut = wrapped("Select a resource and Test connection: the gateway dials its host and checks that an RDP, VNC or SSH server answers.")
+	refresh := widget.NewButtonWithIcon("Refresh", theme.ViewRefreshIcon(), p.refresh)
+	p.content = container.NewBorder(container.NewVBox(container.NewHBox(add, edit, remove, p.testBtn, refresh), p.testOut), nil, nil, nil, p.list)
 	return p
+}
+
+// connectionTest is the admin API's answer to a connection test.
+type connectionTest struct {
+	Reachable bool   `json:"reachable"`
+	Address   string `json:"address"`
+	Result    string `json:"result"`
+	Message   string `json:"message"`
+}
+
+// testSelected asks the gateway to test the selected (stored) resource.
+func (p *resourcesPage) testSelected() {
+	if p.sel < 0 || p.sel >= len(p.rows) {
+		return
+	}
+	r := p.rows[p.sel]
+	p.testOut.SetText("Testing " + r.Name + "…")
+	p.testOut.Importance = widget.MediumImportance
+	var out connectionTest
+	p.u.call("POST", "/api/v1/resources/"+r.ID+"/test", nil, &out, func(err error) {
+		showTest(p.testOut, r.Name, out, err)
+	}, p.testBtn)
+}
+
+// showTest puts a connection test's outcome in l, red unless reachable.
+func showTest(l *widget.Label, name string, out connectionTest, err error) {
+	l.Importance = widget.DangerImportance
+	switch {
+	case err != nil:
+		l.SetText("Test of " + name + " failed: " + err.Error())
+	default:
+		if out.Reachable {
+			l.Importance = widget.SuccessImportance
+		}
+		l.SetText(fmt.Sprintf("%s (%s) — %s", name, out.Address, out.Message))
+	}
+	l.Refresh()
 }
 
 func (p *resourcesPage) refresh() {
 	var rows []resourceRow
 	p.u.call("GET", "/api/v1/resources", nil, &rows, func(err error) {
+		p.u.loaded("resources", "the resources", err)
 		if err != nil {
-			p.u.showError("Could not load resources", err)
 			return
 		}
 		p.rows = rows
+		p.list.UnselectAll()
 		p.list.Refresh()
 	})
 }
 
 // resourceForm is the add/edit dialog's fields.
 type resourceForm struct {
-	name, desc, host, port, user, pass, users, groups, app *widget.Entry
-	key                                                    *widget.Entry
+	name, desc, host, port, user, pass, users, groups, app *keyEntry
+	key                                                    *keyEntry
 	proto, kind, icon, cred, clip, files                   *widget.Select
-	errs                                                   *widget.Label
+	// errs holds errors without a field of their own; fieldErrs shows the
+	// others under their field, keyed by the API's field path.
+	errs      *widget.Label
+	fieldErrs map[string]*canvas.Text
 	// clearKey forgets the pinned host key (after the host was reinstalled).
 	clearKey *widget.Check
+	testBtn  *widget.Button
+	testOut  *widget.Label
+	dlg      *formDialog
 }
 
 func (p *resourcesPage) edit(r *resourceRow) {
 	f := &resourceForm{
-		name: widget.NewEntry(), desc: widget.NewEntry(), host: widget.NewEntry(), port: widget.NewEntry(),
-		user: widget.NewEntry(), pass: widget.NewPasswordEntry(), key: widget.NewMultiLineEntry(),
-		users: widget.NewEntry(), groups: widget.NewEntry(), app: widget.NewEntry(),
+		name: newKeyEntry(), desc: newKeyEntry(), host: newKeyEntry(), port: newKeyEntry(),
+		user: newKeyEntry(), pass: newKeyPassword(), key: newKeyMultiLine(),
+		users: newKeyEntry(), groups: newKeyEntry(), app: newKeyEntry(),
 		proto: widget.NewSelect([]string{"rdp", "vnc", "ssh"}, nil), kind: widget.NewSelect([]string{"desktop", "application"}, nil),
 		icon: widget.NewSelect(config.Icons, nil), cred: widget.NewSelect([]string{"stored", "ask", "portal"}, nil),
 		clip: widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil), files: widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil),
-		errs:     widget.NewLabel(""),
-		clearKey: widget.NewCheck("Forget the pinned host key (trust the host's key on next use)", nil),
+		errs:      wrapped(""),
+		fieldErrs: map[string]*canvas.Text{},
+		clearKey:  widget.NewCheck("Forget the pinned host key (trust the host's key on next use)", nil),
+		testOut:   wrapped(""),
 	}
-	f.errs.Wrapping = fyne.TextWrapWord
 	f.errs.Importance = widget.DangerImportance
 	cur := config.Resource{Protocol: config.ProtocolRDP, Kind: config.KindDesktop, Icon: "desktop", Clipboard: config.TransferBidirectional, FileTransfer: config.TransferBidirectional, Credentials: config.Credentials{Mode: config.CredStored}}
 	if r != nil {
@@ -117,6 +172,7 @@ func (p *resourcesPage) edit(r *resourceRow) {
 	}
 	f.port.SetPlaceHolder("default for the protocol")
 	f.user.SetText(cur.Credentials.Username)
+	f.key.SetMinRowsVisible(3)
 	f.users.SetText(strings.Join(cur.Users, ", "))
 	f.groups.SetText(strings.Join(cur.Groups, ", "))
 	if cur.RemoteApp != nil {
@@ -128,14 +184,19 @@ func (p *resourcesPage) edit(r *resourceRow) {
 	f.cred.SetSelected(string(cur.Credentials.Mode))
 	f.clip.SetSelected(transferLabels[cur.Clipboard])
 	f.files.SetSelected(transferLabels[cur.FileTransfer])
+	item := func(label, field string, w fyne.CanvasObject) *widget.FormItem {
+		e := errorText()
+		f.fieldErrs[field] = e
+		return widget.NewFormItem(label, container.NewVBox(w, e))
+	}
 	items := []*widget.FormItem{
-		widget.NewFormItem("Name", f.name), widget.NewFormItem("Description", f.desc),
-		widget.NewFormItem("Protocol", f.proto), widget.NewFormItem("Kind", f.kind), widget.NewFormItem("Icon", f.icon),
-		widget.NewFormItem("Host", f.host), widget.NewFormItem("Port", f.port),
-		widget.NewFormItem("Credentials", f.cred), widget.NewFormItem("User name", f.user), widget.NewFormItem("Password", f.pass),
-		widget.NewFormItem("SSH private key", f.key), widget.NewFormItem("RemoteApp program", f.app),
-		widget.NewFormItem("Clipboard", f.clip), widget.NewFormItem("File transfer", f.files),
-		widget.NewFormItem("Users", f.users), widget.NewFormItem("Groups", f.groups),
+		item("Name", "name", f.name), item("Description", "description", f.desc),
+		item("Protocol", "protocol", f.proto), item("Kind", "kind", f.kind), item("Icon", "icon", f.icon),
+		item("Host", "host", f.host), item("Port", "port", f.port),
+		item("Credentials", "credentials.mode", f.cred), item("User name", "credentials.username", f.user), item("Password", "credentials.password", f.pass),
+		item("SSH private key", "credentials.privateKey", f.key), item("RemoteApp program", "remoteApp", f.app),
+		item("Clipboard", "clipboard", f.clip), item("File transfer", "fileTransfer", f.files),
+		item("Users", "users", f.users), item("Groups", "groups", f.groups),
 	}
 	if cur.HostKey != "" {
 		items = append(items, widget.NewFormItem("Host key "+cur.HostKey, f.clearKey))
@@ -144,16 +205,14 @@ func (p *resourcesPage) edit(r *resourceRow) {
 	if r != nil {
 		title = "Edit " + r.Name
 	}
-	var d dialog.Dialog
-	save := widget.NewButton("Save", nil)
-	save.Importance = widget.HighImportance
-	save.OnTapped = func() { p.save(r, f, cur, d) }
+	f.testBtn = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), func() { p.testForm(f, cur) })
 	form := widget.NewForm(items...)
-	d = dialog.NewCustomWithoutButtons(title, container.NewBorder(nil, container.NewVBox(f.errs, container.NewHBox(save, widget.NewButton("Cancel", func() { d.Hide() }))), nil, nil, container.NewVScroll(form)), p.u.win)
-	d.Resize(fyne.NewSize(620, 700))
-	d.Show()
+	f.dlg = p.u.newFormDialog(title, "Save", container.NewBorder(nil, container.NewVBox(f.testOut, f.errs), nil, nil, container.NewVScroll(form)),
+		func() { p.save(r, f, cur) }, f.testBtn)
+	f.dlg.Resize(fyne.NewSize(640, 720))
+	f.dlg.Show()
 	p.u.lastResourceForm = f
-	p.u.lastResourceSave = save
+	p.u.lastResourceSave = f.dlg.primary
 }
 
 func splitList(s string) []string {
@@ -166,7 +225,9 @@ func splitList(s string) []string {
 	return out
 }
 
-func (p *resourcesPage) save(r *resourceRow, f *resourceForm, cur config.Resource, d dialog.Dialog) {
+// body is the resource the fields describe, as the admin API takes it.
+// A port that is not a number is reported as a field error.
+func (f *resourceForm) body(cur config.Resource) (map[string]any, map[string]string) {
 	body := map[string]any{
 		"name": f.name.Text, "description": f.desc.Text, "protocol": f.proto.Selected, "kind": f.kind.Selected, "icon": f.icon.Selected,
 		"host": strings.TrimSpace(f.host.Text), "clipboard": keyOf(transferLabels, f.clip.Selected), "fileTransfer": keyOf(transferLabels, f.files.Selected),
@@ -178,8 +239,7 @@ func (p *resourcesPage) save(r *resourceRow, f *resourceForm, cur config.Resourc
 	if s := strings.TrimSpace(f.port.Text); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			f.errs.SetText("port: enter a number from 1 to 65535")
-			return
+			return nil, map[string]string{"port": "enter a number from 1 to 65535, or leave it empty for the protocol's default"}
 		}
 		body["port"] = n
 	}
@@ -194,6 +254,62 @@ func (p *resourcesPage) save(r *resourceRow, f *resourceForm, cur config.Resourc
 	if a := strings.TrimSpace(f.app.Text); a != "" {
 		body["remoteApp"] = map[string]string{"program": a}
 	}
+	return body, nil
+}
+
+// showErrors puts each error under its field ("users[1]" under users)
+// and the rest, with msg, at the bottom.
+func (f *resourceForm) showErrors(msg string, fields map[string]string) {
+	for _, t := range f.fieldErrs {
+		t.Text = ""
+		t.Hide()
+	}
+	var rest []string
+	for path, m := range fields {
+		field, _, _ := strings.Cut(path, "[")
+		t, ok := f.fieldErrs[field]
+		if !ok {
+			rest = append(rest, path+": "+m)
+			continue
+		}
+		if t.Text != "" {
+			m = t.Text + "; " + m
+		}
+		t.Text = m
+		t.Show()
+		t.Refresh()
+	}
+	f.errs.SetText(strings.TrimSpace(msg + "\n" + strings.Join(rest, "\n")))
+}
+
+// testForm tests what the dialog's fields say now, saved or not.
+func (p *resourcesPage) testForm(f *resourceForm, cur config.Resource) {
+	body, bad := f.body(cur)
+	if bad != nil {
+		f.showErrors("Fix the marked fields first.", bad)
+		return
+	}
+	f.testOut.Importance = widget.MediumImportance
+	f.testOut.SetText("Testing…")
+	var out connectionTest
+	p.u.call("POST", "/api/v1/resources/test", body, &out, func(err error) {
+		if err != nil {
+			if fields, msg := fieldErrors(err); len(fields) > 0 {
+				f.showErrors(msg, fields)
+				f.testOut.SetText("")
+				return
+			}
+		}
+		showTest(f.testOut, strings.TrimSpace(f.name.Text), out, err)
+	}, f.testBtn)
+}
+
+func (p *resourcesPage) save(r *resourceRow, f *resourceForm, cur config.Resource) {
+	body, bad := f.body(cur)
+	if bad != nil {
+		f.showErrors("Some fields are not valid: nothing was saved.", bad)
+		return
+	}
 	method, path := "POST", "/api/v1/resources"
 	if r != nil {
 		method, path = "PUT", "/api/v1/resources/"+r.ID
@@ -201,14 +317,10 @@ func (p *resourcesPage) save(r *resourceRow, f *resourceForm, cur config.Resourc
 	p.u.call(method, path, body, nil, func(err error) {
 		if err != nil {
 			fields, msg := fieldErrors(err)
-			var lines []string
-			for k, v := range fields {
-				lines = append(lines, k+": "+v)
-			}
-			f.errs.SetText(strings.TrimSpace(msg + "\n" + strings.Join(lines, "\n")))
+			f.showErrors(msg, fields)
 			return
 		}
-		d.Hide()
+		f.dlg.Hide()
 		p.refresh()
-	})
+	}, f.dlg.primary, f.testBtn)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,18 @@ type UI struct {
 
 	// pending counts network calls in flight (tests wait on it).
 	pending sync.WaitGroup
+	// busyMu guards slow, the number of calls running longer than
+	// busyDelay; while it is above zero the busy bar shows.
+	busyMu sync.Mutex
+	// doneMu runs done callbacks one at a time. fyne.Do already does on
+	// the desktop driver; Fyne's test driver runs them on the calling
+	// goroutine, so without it two calls ending together would race.
+	doneMu sync.Mutex
+	slow   int
+	busy   *widget.ProgressBarInfinite
+	// loadErrs are the failed loads the banner shows, by what was loaded;
+	// a later successful load of the same thing removes its line.
+	loadErrs map[string]string
 
 	status    *statusPage
 	portal    *portalPage
@@ -47,15 +61,19 @@ type UI struct {
 	// fields, so tests can fill and submit it like a person.
 	lastResourceForm *resourceForm
 	lastResourceSave *widget.Button
+	// lastDialog is the last keyboard-driven dialog opened (tests).
+	lastDialog *formDialog
 }
 
 // NewUI builds the window's content; Connect (or SetAPI) attaches it to a gateway.
 func NewUI(a fyne.App, w fyne.Window, dataDir, gwBin string) *UI {
-	u := &UI{app: a, win: w, dataDir: dataDir, gwBin: gwBin}
+	u := &UI{app: a, win: w, dataDir: dataDir, gwBin: gwBin, loadErrs: map[string]string{}}
 	u.banner = widget.NewLabel("")
 	u.banner.Wrapping = fyne.TextWrapWord
 	u.banner.Importance = widget.DangerImportance
 	u.banner.Hide()
+	u.busy = widget.NewProgressBarInfinite()
+	u.busy.Hide()
 	u.status = newStatusPage(u)
 	u.portal = newPortalPage(u)
 	u.resources = newResourcesPage(u)
@@ -71,15 +89,22 @@ func NewUI(a fyne.App, w fyne.Window, dataDir, gwBin string) *UI {
 		container.NewTabItemWithIcon("Sessions & audit", theme.HistoryIcon(), u.activity.content),
 	)
 	u.tabs.OnSelected = func(*container.TabItem) { u.refreshCurrent() }
-	w.SetContent(container.NewBorder(u.banner, nil, nil, nil, u.tabs))
+	w.SetContent(container.NewBorder(container.NewVBox(u.busy, u.banner), nil, nil, nil, u.tabs))
+	// Escape closes the topmost of Fyne's own dialogs (confirmations,
+	// messages), which ignore it; formDialog handles its own keys.
+	w.Canvas().SetOnTypedKey(func(k *fyne.KeyEvent) {
+		if top := w.Canvas().Overlays().Top(); k.Name == fyne.KeyEscape && top != nil {
+			top.Hide()
+		}
+	})
 	return u
 }
 
 // Connect finds the local gateway through the data directory.
 func (u *UI) Connect() {
 	c, err := admin.Dial(u.dataDir)
+	u.loaded("connect", "", err)
 	if err != nil {
-		u.showBanner(err.Error())
 		return
 	}
 	u.SetAPI(c)
@@ -88,7 +113,6 @@ func (u *UI) Connect() {
 // SetAPI attaches the GUI to an admin API and loads every page.
 func (u *UI) SetAPI(api API) {
 	u.api = api
-	u.banner.Hide()
 	u.status.refresh()
 	u.portal.refresh()
 	u.resources.refresh()
@@ -113,27 +137,102 @@ func (u *UI) refreshCurrent() {
 	}
 }
 
-func (u *UI) showBanner(msg string) {
-	u.banner.SetText(msg)
+// loaded records the outcome of loading what (shown as "Could not load
+// <what>: …" in the banner, or the error alone when what is empty) and
+// updates the banner, so a failed load is always on screen.
+func (u *UI) loaded(key, what string, err error) {
+	if err == nil {
+		delete(u.loadErrs, key)
+	} else if what == "" {
+		u.loadErrs[key] = err.Error()
+	} else {
+		u.loadErrs[key] = "Could not load " + what + ": " + err.Error()
+	}
+	if len(u.loadErrs) == 0 {
+		u.banner.Hide()
+		return
+	}
+	keys := make([]string, 0, len(u.loadErrs))
+	for k := range u.loadErrs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	lines := make([]string, len(keys))
+	for i, k := range keys {
+		lines[i] = u.loadErrs[k]
+	}
+	u.banner.SetText(strings.Join(lines, "\n"))
 	u.banner.Show()
 }
 
-// call runs an admin API request off the UI thread and then done on it.
-// The spinner-free design keeps calls short (loopback); errors always
-// reach the screen, never only a log.
-func (u *UI) call(method, path string, body, out any, done func(err error)) {
+// busyDelay is how long a call runs before the busy bar shows; quicker
+// calls would only make it flicker.
+const busyDelay = 200 * time.Millisecond
+
+// call runs an admin API request off the UI thread and then done on it
+// (fyne.Do). The widgets in lock (the buttons that started it, the form
+// it sends) are disabled until it ends, so nothing is sent twice, and the
+// busy bar shows while it takes longer than busyDelay. done must put any
+// error on screen.
+func (u *UI) call(method, path string, body, out any, done func(err error), lock ...fyne.Disableable) {
 	if u.api == nil {
-		done(errors.New("not connected to a gateway"))
+		done(errors.New("not connected to a gateway: " + u.loadErrs["connect"]))
 		return
 	}
+	var relock []fyne.Disableable
+	for _, w := range lock {
+		if !w.Disabled() {
+			w.Disable()
+			relock = append(relock, w)
+		}
+	}
+	const running, slow, finished = 0, 1, 2
+	state := running
+	timer := time.AfterFunc(busyDelay, func() {
+		fyne.Do(func() {
+			u.busyMu.Lock()
+			if state == running {
+				state = slow
+				u.slow++
+			}
+			u.busyMu.Unlock()
+			u.showBusy()
+		})
+	})
 	u.pending.Add(1)
 	go func() {
 		defer u.pending.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		err := u.api.Do(ctx, method, path, body, out)
-		fyne.DoAndWait(func() { done(err) })
+		fyne.DoAndWait(func() {
+			u.doneMu.Lock()
+			defer u.doneMu.Unlock()
+			timer.Stop()
+			u.busyMu.Lock()
+			if state == slow {
+				u.slow--
+			}
+			state = finished
+			u.busyMu.Unlock()
+			u.showBusy()
+			for _, w := range relock {
+				w.Enable()
+			}
+			done(err)
+		})
 	}()
+}
+
+func (u *UI) showBusy() {
+	u.busyMu.Lock()
+	on := u.slow > 0
+	u.busyMu.Unlock()
+	if on {
+		u.busy.Show()
+	} else {
+		u.busy.Hide()
+	}
 }
 
 // Wait blocks until every call started so far has finished (for tests).
@@ -150,6 +249,21 @@ func errorText() *canvas.Text {
 	t.TextSize = theme.CaptionTextSize()
 	t.Hide()
 	return t
+}
+
+// apiErrorText is an admin API refusal in one text: the message and each
+// field's problem.
+func apiErrorText(err error) string {
+	fields, msg := fieldErrors(err)
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		msg += "\n" + k + ": " + fields[k]
+	}
+	return msg
 }
 
 // fieldErrors extracts the field-level errors of an admin API refusal.

@@ -45,7 +45,11 @@ func newUsersPage(u *UI) *usersPage {
 			if x.Disabled {
 				state = " — disabled"
 			}
-			o.(*widget.Label).SetText(fmt.Sprintf("%s (%s) groups: %s%s", x.Username, x.DisplayName, strings.Join(x.Groups, ", "), state))
+			groups := ""
+			if len(x.Groups) > 0 {
+				groups = " — groups: " + strings.Join(x.Groups, ", ")
+			}
+			o.(*widget.Label).SetText(fmt.Sprintf("%s (%s)%s%s", x.Username, x.DisplayName, groups, state))
 		})
 	p.ulist.OnSelected = func(i widget.ListItemID) { p.usel = i }
 	p.glist = widget.NewList(func() int { return len(p.groups) }, func() fyne.CanvasObject { return widget.NewLabel("group") },
@@ -78,12 +82,14 @@ func (p *usersPage) refresh() {
 	var us []userRow
 	var gs []groupRow
 	p.u.call("GET", "/api/v1/users", nil, &us, func(err error) {
+		p.u.loaded("users", "the users", err)
 		if err == nil {
 			p.users = us
 			p.ulist.Refresh()
 		}
 	})
 	p.u.call("GET", "/api/v1/groups", nil, &gs, func(err error) {
+		p.u.loaded("groups", "the groups", err)
 		if err == nil {
 			p.groups = gs
 			p.glist.Refresh()
@@ -92,7 +98,7 @@ func (p *usersPage) refresh() {
 }
 
 func (p *usersPage) editUser(x *userRow) {
-	name, domain, display, groups, pass := widget.NewEntry(), widget.NewEntry(), widget.NewEntry(), widget.NewEntry(), widget.NewPasswordEntry()
+	name, domain, display, groups, pass := newKeyEntry(), newKeyEntry(), newKeyEntry(), newKeyEntry(), newKeyPassword()
 	disabled := widget.NewCheck("Account disabled", nil)
 	items := []*widget.FormItem{widget.NewFormItem("User name", name), widget.NewFormItem("Domain", domain), widget.NewFormItem("Display name", display),
 		widget.NewFormItem("Groups (comma-separated)", groups)}
@@ -107,10 +113,10 @@ func (p *usersPage) editUser(x *userRow) {
 		disabled.SetChecked(x.Disabled)
 	}
 	items = append(items, widget.NewFormItem("", disabled))
-	dialog.ShowForm(map[bool]string{true: "Add user", false: "Edit user"}[x == nil], "Save", "Cancel", items, func(ok bool) {
-		if !ok {
-			return
-		}
+	errs := wrapped("")
+	errs.Importance = widget.DangerImportance
+	var d *formDialog
+	d = p.u.newFormDialog(map[bool]string{true: "Add user", false: "Edit user"}[x == nil], "Save", container.NewVBox(widget.NewForm(items...), errs), func() {
 		body := map[string]any{"username": name.Text, "domain": domain.Text, "displayName": display.Text, "groups": splitList(groups.Text), "disabled": disabled.Checked}
 		method, path := "PUT", "/api/v1/users/"+name.Text
 		if x == nil {
@@ -119,11 +125,16 @@ func (p *usersPage) editUser(x *userRow) {
 		}
 		p.u.call(method, path, body, nil, func(err error) {
 			if err != nil {
-				p.u.showError("User not saved", err)
+				errs.SetText("Not saved: " + apiErrorText(err))
+				return
 			}
+			d.Hide()
 			p.refresh()
-		})
-	}, p.u.win)
+		}, d.primary)
+	})
+	d.Resize(fyne.NewSize(480, 0))
+	d.Show()
+	p.u.lastDialog = d
 }
 
 func (p *usersPage) resetPassword() {
@@ -142,17 +153,23 @@ func (p *usersPage) resetPassword() {
 }
 
 func (p *usersPage) addGroup() {
-	name, desc := widget.NewEntry(), widget.NewEntry()
-	dialog.ShowForm("Add group", "Save", "Cancel", []*widget.FormItem{widget.NewFormItem("Name", name), widget.NewFormItem("Description", desc)}, func(ok bool) {
-		if ok {
-			p.u.call("POST", "/api/v1/groups", map[string]string{"name": name.Text, "description": desc.Text}, nil, func(err error) {
-				if err != nil {
-					p.u.showError("Group not added", err)
-				}
-				p.refresh()
-			})
-		}
-	}, p.u.win)
+	name, desc := newKeyEntry(), newKeyEntry()
+	errs := wrapped("")
+	errs.Importance = widget.DangerImportance
+	var d *formDialog
+	d = p.u.newFormDialog("Add group", "Save", container.NewVBox(widget.NewForm(widget.NewFormItem("Name", name), widget.NewFormItem("Description", desc)), errs), func() {
+		p.u.call("POST", "/api/v1/groups", map[string]string{"name": name.Text, "description": desc.Text}, nil, func(err error) {
+			if err != nil {
+				errs.SetText("Not added: " + apiErrorText(err))
+				return
+			}
+			d.Hide()
+			p.refresh()
+		}, d.primary)
+	})
+	d.Resize(fyne.NewSize(420, 0))
+	d.Show()
+	p.u.lastDialog = d
 }
 
 func (p *usersPage) remove(kind string, sel int, name func(int) string, n int) {

@@ -22,5 +22,6 @@ api POST /api/v1/users '{"username":"alice","domain":"OFFICE","displayName":"Ali
 api POST /api/v1/resources '{"name":"Reception PC","protocol":"rdp","host":"10.0.0.21","groups":["staff"]}'
 api POST /api/v1/resources '{"name":"Design workstation","protocol":"vnc","host":"10.0.0.35","groups":["staff"]}'
 api POST /api/v1/resources '{"name":"Build server","protocol":"ssh","host":"10.0.0.50","kind":"application","users":["alice"]}'
+api PUT /api/v1/policies '[{"id":"office-lan","name":"Office LAN","enabled":true,"networks":["10.0.0.0/8"]},{"id":"staff-mobile","name":"Staff on phones","enabled":true,"groups":["staff"],"clientOS":["android","ios"],"fileTransfer":"disabled","clipboard":"server-to-client"},{"id":"everyone-else","name":"Everyone else","enabled":true,"fileTransfer":"server-to-client"}]'
 LANG=en_US.UTF-8 xvfb-run -a -s '-screen 0 1100x760x24' bin/portico-admin --data-dir "$tmp" --screenshot-dir "$out"
 ls -1 "$out"/gui-*.png

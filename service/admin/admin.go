@@ -14,6 +14,8 @@
 //	PUT  settings/gateway
 //	GET  settings/effective          the resolved User Portal settings
 //	GET  resources                   POST resources; GET|PUT|DELETE resources/{id}
+//	POST resources/{id}/test         the gateway dials the host and reports {"reachable","result","detail","message"}
+//	POST resources/test              the same for an unsaved resource body (protocol, host, port)
 //	GET  users                       POST users; GET|PUT|DELETE users/{name}
 //	POST users/{name}/password       set a new password ({"password": ""} generates one)
 //	GET  groups                      POST groups; PUT|DELETE groups/{name}

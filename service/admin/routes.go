@@ -26,6 +26,8 @@ func (a *api) routes() {
 	m.HandleFunc("GET /api/v1/resources/{id}", a.getResource)
 	m.HandleFunc("PUT /api/v1/resources/{id}", a.putResource)
 	m.HandleFunc("DELETE /api/v1/resources/{id}", a.deleteResource)
+	m.HandleFunc("POST /api/v1/resources/{id}/test", a.testResource)
+	m.HandleFunc("POST /api/v1/resources/test", a.testUnsaved)
 	m.HandleFunc("GET /api/v1/users", a.listUsers)
 	m.HandleFunc("POST /api/v1/users", a.createUser)
 	m.HandleFunc("GET /api/v1/users/{name}", a.getUser)

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+)
+
+// rfbServer is a loopback listener that greets like a VNC server.
+func rfbServer(t *testing.T) (host, port string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.Write([]byte("RFB 003.008\n"))
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	host, port, _ = net.SplitHostPort(l.Addr().String())
+	return host, port
+}
+
+func TestResourceConnectionTestButtons(t *testing.T) {
+	u, c := newTestUI(t)
+	host, port := rfbServer(t)
+	_, closed, _ := net.SplitHostPort(freePort(t))
+	for id, p := range map[string]string{"desk": port, "gone": closed} {
+		n, _ := strconv.Atoi(p)
+		body := map[string]any{"id": id, "name": strings.ToUpper(id[:1]) + id[1:], "protocol": "vnc", "host": host, "port": n}
+		if err := c.Do(context.Background(), "POST", "/api/v1/resources", body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := u.resources
+	p.refresh()
+	u.Wait()
+	if !p.testBtn.Disabled() {
+		t.Fatal("Test connection must wait for a selection")
+	}
+	for i, want := range map[int]string{0: "Desk (" + host + ":" + port + ") — reachable: RFB 003.008", 1: "refused: nothing listens on that port"} {
+		p.list.Select(i)
+		test.Tap(p.testBtn)
+		u.Wait()
+		if !strings.Contains(p.testOut.Text, want) {
+			t.Fatalf("row %d: result %q, want %q", i, p.testOut.Text, want)
+		}
+		if reachable := i == 0; (p.testOut.Importance == widget.SuccessImportance) != reachable {
+			t.Fatalf("row %d: importance %v", i, p.testOut.Importance)
+		}
+	}
+
+	// In the dialog, the test uses the fields as typed, before Save.
+	p.list.Select(1)
+	p.edit(&p.rows[1])
+	f := u.lastResourceForm
+	typeInto(f.port, port)
+	test.Tap(f.testBtn)
+	u.Wait()
+	if !strings.Contains(f.testOut.Text, "reachable: RFB 003.008") {
+		t.Fatalf("dialog test: %q", f.testOut.Text)
+	}
+	typeInto(f.host, "bad host!")
+	test.Tap(f.testBtn)
+	u.Wait()
+	if e := f.fieldErrs["host"]; !e.Visible() || e.Text == "" {
+		t.Fatalf("bad host not shown at its field: %q / %q", e.Text, f.errs.Text)
+	}
+	if r := get[resourceRow](t, c, "/api/v1/resources/gone"); strconv.Itoa(r.Port) != closed {
+		t.Fatalf("testing must not save: port %v", r.Port)
+	}
+}
+
+// gatedAPI holds every call until the test opens the gate, so the test
+// can look at the window while a call is in flight.
+type gatedAPI struct {
+	API
+	gate chan struct{}
+}
+
+func (g gatedAPI) Do(ctx context.Context, method, path string, body, out any) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.API.Do(ctx, method, path, body, out)
+}
+
+func TestSlowCallLocksButtonsAndShowsBusy(t *testing.T) {
+	u, c := newTestUI(t)
+	gate := make(chan struct{})
+	u.api = gatedAPI{API: c, gate: gate}
+	p := u.policies
+	test.Tap(p.exBtn)
+	if !p.exBtn.Disabled() {
+		t.Fatal("the button that started a call must be disabled while it runs")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !u.busy.Visible() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !u.busy.Visible() {
+		t.Fatal("a slow call must show the busy bar")
+	}
+	close(gate)
+	u.Wait()
+	if p.exBtn.Disabled() || u.busy.Visible() {
+		t.Fatalf("after the call: button disabled=%v busy=%v", p.exBtn.Disabled(), u.busy.Visible())
+	}
+	if !strings.Contains(p.exOut.Text, "Cannot explain") {
+		t.Fatalf("the refusal (no user given) must be on screen: %q", p.exOut.Text)
+	}
+}
