@@ -42,7 +42,7 @@ func newResourcesPage(u *UI) *resourcesPage {
 			r := p.rows[i]
 			text := fmt.Sprintf("%s — %s %s:%d (%s)", r.Name, strings.ToUpper(string(r.Protocol)), r.Host, r.Port, r.Kind)
 			if r.HostKey != "" {
-				text += " — pinned host key " + r.HostKey
+				text += " — pinned " + pinName(r.Protocol) + " " + r.HostKey
 			}
 			o.(*widget.Label).SetText(text)
 		})
@@ -199,7 +199,8 @@ func (p *resourcesPage) edit(r *resourceRow) {
 		item("Users", "users", f.users), item("Groups", "groups", f.groups),
 	}
 	if cur.HostKey != "" {
-		items = append(items, widget.NewFormItem("Host key "+cur.HostKey, f.clearKey))
+		f.clearKey.Text = "Forget the pinned " + pinName(cur.Protocol) + " (trust what the host presents on next use)"
+		items = append(items, widget.NewFormItem("Pinned "+pinName(cur.Protocol)+" "+cur.HostKey, f.clearKey))
 	}
 	title := "Add resource"
 	if r != nil {
@@ -323,4 +324,13 @@ func (p *resourcesPage) save(r *resourceRow, f *resourceForm, cur config.Resourc
 		f.dlg.Hide()
 		p.refresh()
 	}, f.dlg.primary, f.testBtn)
+}
+
+// pinName says what a resource's pinned fingerprint is of: an SSH host key
+// or an RDP host's TLS certificate.
+func pinName(p config.Protocol) string {
+	if p == config.ProtocolRDP {
+		return "certificate"
+	}
+	return "host key"
 }
