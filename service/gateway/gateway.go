@@ -27,6 +27,7 @@ import (
 
 	"portico/service/admin"
 	"portico/service/config"
+	"portico/service/detect"
 	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
@@ -41,6 +42,8 @@ type Options struct {
 	DataDir string
 	// HTTPSAddr, HTTPAddr and AdminAddr override the stored listen addresses.
 	HTTPSAddr, HTTPAddr, AdminAddr string
+	// DNSAddr overrides the stored detection DNS address (detect.dnsListen).
+	DNSAddr string
 	// AdminPassword is the first-run admin password; "" generates one.
 	AdminPassword string
 	// Version is the build version shown in status.
@@ -63,6 +66,10 @@ type Parts struct {
 	Secrets  *secret.Box
 	Sessions *sessions.Registry
 	Logger   *slog.Logger
+	// Certs is the gateway's TLS certificate (native clients pin its leaf).
+	Certs *tlscert.Manager
+	// Nonces are the native-client detection nonces.
+	Nonces *detect.Nonces
 }
 
 // Files in the data directory besides the store.
@@ -84,6 +91,7 @@ type Gateway struct {
 	adminTLS *tlscert.Manager
 	box      *secret.Box
 	sessions *sessions.Registry
+	nonces   *detect.Nonces
 	token    string
 	started  time.Time
 
@@ -92,6 +100,8 @@ type Gateway struct {
 	servers   []*http.Server
 	disp      *dispatcher
 	stopOnce  sync.Once
+	// stopDNS ends the detection DNS responder.
+	stopDNS func()
 	portal    http.Handler
 }
 
@@ -110,7 +120,7 @@ func New(opt Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{opt: opt, log: opt.Logger, store: st, sessions: sessions.NewRegistry(), started: time.Now()}
+	g := &Gateway{opt: opt, log: opt.Logger, store: st, sessions: sessions.NewRegistry(), nonces: detect.NewNonces(0), started: time.Now()}
 	if err := g.init(); err != nil {
 		st.Close()
 		return nil, err
@@ -144,7 +154,7 @@ func (g *Gateway) init() error {
 		return fmt.Errorf("admin API certificate: %w", err)
 	}
 	if g.opt.Portal != nil {
-		g.portal = g.opt.Portal(Parts{Live: g.live, Store: g.store, Secrets: g.box, Sessions: g.sessions, Logger: g.log})
+		g.portal = g.opt.Portal(Parts{Live: g.live, Store: g.store, Secrets: g.box, Sessions: g.sessions, Logger: g.log, Certs: g.certs, Nonces: g.nonces})
 	}
 	return nil
 }
@@ -326,6 +336,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 
+	stopDNS := (&detectDNS{g: g, resp: detect.NewResponder(g.nonces, func() string { return g.live.Load().Gateway.DetectZone() }, g.log)}).start()
+	g.mu.Lock()
+	g.stopDNS = stopDNS
+	g.mu.Unlock()
 	if err := g.writeEndpoint(adminLn.Addr().String()); err != nil {
 		g.log.Warn("could not write admin endpoint file", "err", err)
 	}
@@ -377,7 +391,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopOnce.Do(func() {
 		g.mu.Lock()
 		servers := g.servers
+		stopDNS := g.stopDNS
 		g.mu.Unlock()
+		if stopDNS != nil {
+			stopDNS()
+		}
 		if g.disp != nil {
 			g.disp.Close()
 		}
