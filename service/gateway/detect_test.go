@@ -5,7 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/miekg/dns"

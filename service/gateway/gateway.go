@@ -102,7 +102,7 @@ type Gateway struct {
 	stopOnce  sync.Once
 	// stopDNS ends the detection DNS responder.
 	stopDNS func()
-	portal    http.Handler
+	portal  http.Handler
 }
 
 // New opens the data directory and prepares everything short of listening.
