@@ -38,6 +38,13 @@ type launchReply struct {
 	URL string `json:"url"`
 	// NewTab says whether the page may open it in a new tab.
 	NewTab bool `json:"newTab"`
+	// Action is what the page does: browser, native, ask-detect,
+	// show-download or fallback-offer (see decideLaunch).
+	Action string `json:"action"`
+	// NativeURL is the portico://launch URL for the native client.
+	NativeURL string `json:"nativeURL,omitempty"`
+	// Watch identifies a native launch for apiNativeWatch.
+	Watch string `json:"watch,omitempty"`
 }
 
 // apiLaunch issues a launch ticket for an assigned resource.
@@ -63,6 +70,9 @@ func (p *Portal) apiLaunch(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "This resource is not assigned to you (or no longer exists). Ask your administrator for access.")
 		return
 	}
+	if p.launchNative(w, r, s, res) {
+		return
+	}
 	if !p.VendorBuilt() {
 		writeJSONError(w, http.StatusServiceUnavailable, "The web client files are missing on the gateway: the administrator must build them (make assets).")
 		return
@@ -76,7 +86,7 @@ func (p *Portal) apiLaunch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.audit(store.Event{Type: "launch", User: s.User, ClientIP: p.clientIP(r), ReportedIP: s.ReportedIP, Resource: res.ID, Detail: fmt.Sprintf("%s session requested", res.Protocol)})
-	writeJSON(w, http.StatusOK, launchReply{URL: base(r) + "/session/" + res.ID + "#ticket=" + t, NewTab: sn.Effective.Portal.Client.OpenInNewTab})
+	writeJSON(w, http.StatusOK, launchReply{URL: base(r) + "/session/" + res.ID + "#ticket=" + t, NewTab: sn.Effective.Portal.Client.OpenInNewTab, Action: string(actBrowser)})
 }
 
 // apiClientIP records the public IP the browser got from the client IP

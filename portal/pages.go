@@ -117,6 +117,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 		Resources:   p.assigned(snapshot, s),
 		NewTab:      snapshot.Effective.Portal.Client.OpenInNewTab,
 		IPDetectURL: ipDetectURL(snapshot),
+		Detect:      p.detectView(snapshot, s),
 	}})
 }
 
@@ -124,6 +125,8 @@ type homeData struct {
 	Resources   []resourceView
 	NewTab      bool
 	IPDetectURL string
+	// Detect drives the native-client detection and launch-method UI.
+	Detect detectView
 }
 
 func ipDetectURL(s *config.Snapshot) string {

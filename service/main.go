@@ -265,5 +265,20 @@ func newPortal(parts gateway.Parts) http.Handler {
 	return portal.New(portal.Deps{
 		Live: parts.Live, Store: parts.Store, Secrets: parts.Secrets, Sessions: parts.Sessions, Logger: parts.Logger,
 		Static: web, AssetURL: web.URL, VendorBuilt: web.VendorBuilt,
+		Nonces: parts.Nonces, Fingerprint: func() string { return parts.Certs.Info().SHA256 }, DetectDNS: parts.DetectDNS,
+		ClientDirs: clientDirs(parts.DataDir),
 	})
+}
+
+// clientDirs are where the portal looks for portico-client builds to hand
+// out: next to the gateway executable (make build puts both in bin/) and
+// the data directory's clients folder (packaging installs them there).
+func clientDirs(dataDir string) []string {
+	dirs := []string{filepath.Join(dataDir, "clients")}
+	if exe, err := os.Executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			dirs = append([]string{filepath.Dir(exe)}, dirs...)
+		}
+	}
+	return dirs
 }

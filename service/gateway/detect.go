@@ -87,6 +87,18 @@ func (d *detectDNS) start() (stop func()) {
 // which issues and checks them, and the probes, which report them).
 func (g *Gateway) Nonces() *detect.Nonces { return g.nonces }
 
+// listener returns the bound address of a named listener, "" when none.
+func (g *Gateway) listener(name string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, l := range g.listeners {
+		if l.Name == name {
+			return l.Addr
+		}
+	}
+	return ""
+}
+
 // setListener records (or, with addr "", removes) a named listener for status.
 func (g *Gateway) setListener(name, addr string) {
 	g.mu.Lock()

@@ -61,15 +61,6 @@ func (tg *testGW) waitListener(t *testing.T, name, want string) {
 	}
 }
 
-func (tg *testGW) listener(name string) string {
-	for _, l := range tg.Listeners() {
-		if l.Name == name {
-			return l.Addr
-		}
-	}
-	return ""
-}
-
 // TestDetectDNSFollowsSettings starts the gateway with its DNS address
 // from the stored setting (no flag) and moves and stops the responder by
 // changing detect.dnsListen through the admin API.

@@ -70,6 +70,12 @@ type Parts struct {
 	Certs *tlscert.Manager
 	// Nonces are the native-client detection nonces.
 	Nonces *detect.Nonces
+	// DetectDNS returns the detection DNS responder's bound address, ""
+	// when it is not running.
+	DetectDNS func() string
+	// DataDir is the gateway's data directory (client builds may live in
+	// its clients folder).
+	DataDir string
 }
 
 // Files in the data directory besides the store.
@@ -154,7 +160,8 @@ func (g *Gateway) init() error {
 		return fmt.Errorf("admin API certificate: %w", err)
 	}
 	if g.opt.Portal != nil {
-		g.portal = g.opt.Portal(Parts{Live: g.live, Store: g.store, Secrets: g.box, Sessions: g.sessions, Logger: g.log, Certs: g.certs, Nonces: g.nonces})
+		g.portal = g.opt.Portal(Parts{Live: g.live, Store: g.store, Secrets: g.box, Sessions: g.sessions, Logger: g.log, Certs: g.certs, Nonces: g.nonces,
+			DetectDNS: func() string { return g.listener("dns") }, DataDir: g.opt.DataDir})
 	}
 	return nil
 }
