@@ -8,9 +8,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"os/signal"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -19,6 +22,12 @@ var version = "dev"
 const usage = `portico-client — opens Portico sessions in this computer's own remote-desktop, VNC or SSH program
 
 Usage:
+  portico-client register    make portico-client this user's handler for portico:// links
+  portico-client unregister  undo register
+  portico-client 'portico://detect?...'
+                             answer the portal's detection (HTTP and DNS probes)
+  portico-client 'portico://launch?...'
+                             open a session the portal launched
   portico-client version     print the version
 `
 
@@ -32,7 +41,16 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	if u, err := url.Parse(args[0]); err == nil && u.Scheme == "portico" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		return runURL(ctx, u, stdout, stderr)
+	}
 	switch args[0] {
+	case "register":
+		return runRegister(stdout, stderr)
+	case "unregister":
+		return runUnregister(stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "portico-client", version)
 		return 0

@@ -15,7 +15,8 @@ case "$want" in
     pkgs+=(tigervnc-standalone-server tigervnc-tools openssh-server openssh-client xvfb
       freerdp2-shadow-x11 winpr-utils xterm x11-apps x11-xserver-utils xclip xdotool xauth openssl
       chromium haproxy websockify ca-certificates imagemagick
-      xrdp debootstrap fakeroot gcc-mingw-w64-x86-64)
+      xrdp debootstrap fakeroot gcc-mingw-w64-x86-64
+      xdg-utils)
     ;;
 esac
 case "$want" in

@@ -66,7 +66,7 @@ func Answer(req *dns.Msg, zone string, nonces *Nonces) *dns.Msg {
 		return resp
 	}
 	label, parent, _ := strings.Cut(name, ".")
-	if parent != apex || !validNonce(label) || !nonces.Report(label, ViaDNS) {
+	if parent != apex || !ValidNonce(label) || !nonces.Report(label, ViaDNS) {
 		resp.SetRcode(req, dns.RcodeNameError)
 		resp.Ns = append(resp.Ns, soa)
 		return resp

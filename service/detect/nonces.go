@@ -167,9 +167,10 @@ func (n *Nonces) Len() int {
 	return len(n.m)
 }
 
-// validNonce reports whether s has a nonce's form, so the DNS and HTTP
-// probes can refuse junk before taking the lock.
-func validNonce(s string) bool {
+// ValidNonce reports whether s has a nonce's form (either case), so the
+// probes refuse junk before taking the lock and portico-client refuses a
+// detect URL that could not be the portal's.
+func ValidNonce(s string) bool {
 	if len(s) != NonceLen {
 		return false
 	}

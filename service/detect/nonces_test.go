@@ -25,7 +25,7 @@ func TestNonceLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nonce) != NonceLen || !validNonce(nonce) || strings.ToLower(nonce) != nonce {
+	if len(nonce) != NonceLen || !ValidNonce(nonce) || strings.ToLower(nonce) != nonce {
 		t.Fatalf("nonce %q is not a lower-case DNS label of %d characters", nonce, NonceLen)
 	}
 	if r, err := n.Check(nonce, "sess-a"); err != nil || r.Detected {
@@ -100,8 +100,8 @@ func TestValidNonce(t *testing.T) {
 		strings.Repeat("a", NonceLen-1) + "{":    false,
 		strings.Repeat("a", NonceLen-1) + "\x00": false,
 	} {
-		if got := validNonce(s); got != want {
-			t.Errorf("validNonce(%q) = %v, want %v", s, got, want)
+		if got := ValidNonce(s); got != want {
+			t.Errorf("ValidNonce(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

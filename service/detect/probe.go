@@ -32,7 +32,7 @@ func ProbeHandler(nonces *Nonces) http.Handler {
 			return
 		}
 		nonce := strings.TrimSpace(string(body))
-		if !validNonce(nonce) {
+		if !ValidNonce(nonce) {
 			http.Error(w, "detection probe: the body must be the nonce from the portico://detect URL", http.StatusBadRequest)
 			return
 		}
