@@ -13,7 +13,8 @@ import (
 
 func TestExecQuote(t *testing.T) {
 	for in, want := range map[string]string{
-		"/usr/bin/portico-client":            `"/usr/bin/portico-client"`,
+		"/usr/bin/portico-client":            `/usr/bin/portico-client`,
+		"/opt/100%/portico-client":           `/opt/100%%/portico-client`,
 		"/home/a b/portico-client":           `"/home/a b/portico-client"`,
 		`/opt/$x/"q"/100%/back\slash/` + "`": `"/opt/\\$x/\\"q\\"/100%%/back\\\\slash/\\` + "`\"",
 	} {

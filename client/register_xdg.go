@@ -50,10 +50,15 @@ func desktopEntry(exe string) string {
 		"Categories=Network;RemoteAccess;\n"
 }
 
-// execQuote quotes a path for a desktop entry's Exec key: inside double
-// quotes ", `, $ and \ are backslash-escaped, % is doubled, and the
-// value's own escaping doubles every backslash again.
+// execQuote writes a path as a desktop entry's Exec argument. A path
+// without reserved characters goes in bare (simple parsers such as
+// xdg-open's generic mode do not understand quotes); otherwise it is
+// double-quoted with ", `, $ and \ backslash-escaped, and the value's own
+// escaping doubles every backslash again. % is always doubled.
 func execQuote(s string) string {
+	if !strings.ContainsAny(s, " \t\n\"'\\><~|&;$*?#()`") {
+		return strings.ReplaceAll(s, "%", "%%")
+	}
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range s {

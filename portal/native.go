@@ -172,8 +172,13 @@ func (p *Portal) launchNative(w http.ResponseWriter, r *http.Request, s *Session
 	}
 	// native, show-download and fallback-offer all carry a launch URL: a
 	// client installed meanwhile still opens it.
-	timeout := time.Duration(sn.Effective.Portal.Client.DetectionTimeoutSeconds) * time.Second
-	ttl := max(NativeTicketTTL, timeout+detectGrace)
+	// With native-with-fallback the page offers the browser once the
+	// ticket expires unused, so it lives as long as the detection timeout
+	// (plus grace). A link shown for later use lives NativeTicketTTL.
+	ttl := NativeTicketTTL
+	if act == actNative && sn.Effective.Portal.Client.LaunchMethod == config.LaunchNativeWithFallback {
+		ttl = time.Duration(sn.Effective.Portal.Client.DetectionTimeoutSeconds)*time.Second + detectGrace
+	}
 	t, err := p.tickets.Issue(Ticket{
 		Resource: res.ID, User: s.User, PortalSession: s.ID(), ClientIP: p.clientIP(r), ReportedIP: s.ReportedIP,
 		ClientOS: policy.ClientOS(r.UserAgent()), Groups: s.Groups, Native: true,
@@ -196,8 +201,8 @@ func (p *Portal) launchNative(w http.ResponseWriter, r *http.Request, s *Session
 
 // apiNativeWatch tells the page whether the native client picked up a
 // launch: "opened" once the ticket was redeemed, "pending" while it waits,
-// "not-opened" when it expired unused (native-with-fallback then offers
-// the browser).
+// "not-opened" when it expired unused — with native-with-fallback after
+// the detection timeout — and the page then offers the browser.
 func (p *Portal) apiNativeWatch(w http.ResponseWriter, r *http.Request) {
 	s := p.requireSession(w, r)
 	if s == nil {

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"portico/service/config"
 	"portico/service/detect"
@@ -203,6 +204,20 @@ func TestDetectionFlowRemembersResultAndLaunchesNative(t *testing.T) {
 	ne.call(c, "GET", "/userportal/api/launch/native/"+reply.Watch, csrf, "", &st)
 	if st["state"] != "pending" {
 		t.Fatalf("watch of an unused ticket: %v", st)
+	}
+	// Unused within the detection timeout: the launch failed, the page
+	// offers the browser.
+	b, _ := hex.DecodeString(reply.Watch)
+	ne.p.tickets.mu.Lock()
+	tk = ne.p.tickets.m[[32]byte(b)]
+	if ttl := tk.Expires.Sub(ne.p.tickets.now()); ttl > 30*time.Second+detectGrace || ttl < 29*time.Second {
+		t.Errorf("native-with-fallback ticket lives %v, want the detection timeout plus grace", ttl)
+	}
+	ne.p.tickets.now = func() time.Time { return tk.Expires.Add(time.Second) }
+	ne.p.tickets.mu.Unlock()
+	ne.call(c, "GET", "/userportal/api/launch/native/"+reply.Watch, csrf, "", &st)
+	if st["state"] != "not-opened" {
+		t.Fatalf("watch of an expired ticket: %v", st)
 	}
 }
 
