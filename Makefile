@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 DATA ?= ./data
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run test build build-gateway build-windows build-gui gui screenshots bench lint assets deps-run deps-test deps-gui clean
+.PHONY: run test build build-gateway build-windows build-gui gui screenshots bench lint assets deps-run deps-test deps-gui clean build-client build-client-linux build-client-windows
 
 ## run: the gateway in the foreground on https://localhost:8443 with a local data dir
 run: deps-run assets
@@ -30,8 +30,18 @@ assets:
 	  fi; \
 	fi
 
-## build: gateway (pure Go) for Linux and Windows, and the admin GUI (cgo)
-build: build-gateway build-windows build-gui
+## build: gateway (pure Go) for Linux and Windows, the native client, and the admin GUI (cgo)
+build: build-gateway build-windows build-client build-gui
+
+## build-client: portico-client (pure Go) for Linux and Windows, next to the gateway in bin/ (the portal offers it for download)
+build-client: build-client-linux build-client-windows
+
+build-client-linux:
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/portico-client ./client
+
+build-client-windows:
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/portico-client.exe ./client
+	GOOS=windows GOARCH=amd64 go vet ./client
 
 ## gui: build and start the admin GUI against the local gateway (DATA=./data after make run)
 gui: build-gui

@@ -22,6 +22,12 @@ var version = "dev"
 const usage = `portico-client — opens Portico sessions in this computer's own remote-desktop, VNC or SSH program
 
 Usage:
+  portico-client register    make portico-client this user's handler for portico:// links
+  portico-client unregister  undo register
+  portico-client 'portico://detect?...'
+                             answer the portal's detection (HTTP and DNS probes)
+  portico-client 'portico://launch?...'
+                             open a session the portal launched
   portico-client version     print the version
   portico-client 'portico://launch?...'
                              open a session the portal launched (the
@@ -38,12 +44,16 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if u, err := url.Parse(args[0]); err == nil && u.Scheme == "portico" && u.Host == "launch" {
+	if u, err := url.Parse(args[0]); err == nil && u.Scheme == "portico" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		return runLaunch(ctx, u, stdout, stderr)
+		return runURL(ctx, u, stdout, stderr)
 	}
 	switch args[0] {
+	case "register":
+		return runRegister(stdout, stderr)
+	case "unregister":
+		return runUnregister(stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "portico-client", version)
 		return 0

@@ -40,7 +40,8 @@ func TestBinaryForegroundRunCLIAndSIGTERM(t *testing.T) {
 	data := t.TempDir()
 	port := freePort(t)
 	cmd := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:"+strconv.Itoa(port),
-		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
+		"--dns-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {

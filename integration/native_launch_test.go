@@ -46,7 +46,8 @@ func TestNativeLaunchSSHThroughTheAlternatePort(t *testing.T) {
 	srv := startSSH(t)
 	p := startPortico(t)
 	p.seedUser(t)
-	p.do(t, "POST", "/api/v1/resources", map[string]any{"id": "shell", "name": "Shell", "protocol": "ssh", "host": "127.0.0.1", "port": srv.Port, "groups": []string{"staff"}}, nil)
+	p.do(t, "POST", "/api/v1/resources", map[string]any{"id": "shell", "name": "shell", "protocol": "ssh", "host": "127.0.0.1", "port": srv.Port, "groups": []string{"staff"},
+		"credentials": map[string]any{"username": srv.User}}, nil)
 	alt := enableNative(t, p)
 	u := signInHTTP(t, p)
 
@@ -75,7 +76,7 @@ func TestNativeLaunchSSHThroughTheAlternatePort(t *testing.T) {
 	// a file on the host and then holds the session open until released.
 	viewer := `ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i ` + key +
 		` -p "$PORTICO_PORT" -l "$PORTICO_USER" "$PORTICO_HOST" 'echo ok-'"$PORTICO_NAME"' > ` + mark + `; while [ ! -e ` + mark + `.release ]; do sleep 0.1; done'`
-	launch := u.launchURL(t, "shell", "ssh", "127.0.0.1:"+strconv.Itoa(alt), srv.User)
+	launch := u.nativeLaunch(t, "shell")
 	done := make(chan error, 1)
 	var out string
 	go func() {
@@ -124,7 +125,7 @@ func TestNativeLaunchSSHThroughTheAlternatePort(t *testing.T) {
 	})
 
 	// A gateway whose certificate is not the pinned one is refused by the client.
-	bad := native.LaunchURL{Gateway: "127.0.0.1:" + strconv.Itoa(alt), Fingerprint: strings.Repeat("ab", 32), Ticket: u.ticket(t, "shell"), Proto: "ssh", Name: "shell"}
+	bad := native.LaunchURL{Gateway: "127.0.0.1:" + strconv.Itoa(alt), Fingerprint: strings.Repeat("ab", 32), Ticket: mustParseLaunch(t, u.nativeLaunch(t, "shell")).Ticket, Proto: "ssh", Name: "shell"}
 	if out, err := runClient(t, bad.String(), "exit 9"); err == nil || !strings.Contains(out, "is not the one the portal named") {
 		t.Fatalf("wrong pin: %v\n%s", err, out)
 	}
@@ -149,12 +150,12 @@ func TestNativeLaunchRDPAndRDPFile(t *testing.T) {
 
 	// portico-client with real xfreerdp (NLA against freerdp-shadow) as the viewer.
 	viewer := xfreerdp + ` /v:"$PORTICO_HOST:$PORTICO_PORT" /u:"$PORTICO_USER" /p:test /cert-ignore /auth-only`
-	if out, err := runClient(t, u.launchURL(t, "office", "rdp", gw, "test"), viewer, env...); err != nil {
+	if out, err := runClient(t, u.nativeLaunch(t, "office"), viewer, env...); err != nil {
 		t.Fatalf("xfreerdp /auth-only through the tunnel: %v\n%s", err, out)
 	}
 	// A wrong password fails at the host, end to end through the tunnel.
 	wrong := strings.Replace(viewer, "/p:test", "/p:wrong", 1)
-	if out, err := runClient(t, u.launchURL(t, "office", "rdp", gw, "test"), wrong, env...); err == nil {
+	if out, err := runClient(t, u.nativeLaunch(t, "office"), wrong, env...); err == nil {
 		t.Fatalf("wrong RDP password accepted through the tunnel:\n%s", out)
 	}
 
@@ -203,4 +204,13 @@ func TestNativeLaunchRDPAndRDPFile(t *testing.T) {
 		}
 		return false
 	})
+}
+
+func mustParseLaunch(t *testing.T, s string) native.LaunchURL {
+	t.Helper()
+	u, err := native.ParseLaunchURL(s)
+	if err != nil {
+		t.Fatalf("launch URL %q: %v", s, err)
+	}
+	return u
 }

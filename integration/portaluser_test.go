@@ -62,6 +62,8 @@ type portalUser struct {
 	hc   *http.Client
 	csrf string
 	fp   string // SHA-256 of the gateway's certificate, as the portal would put in a launch URL
+	// detected is set once the portal recorded this sign-in's client.
+	detected bool
 }
 
 func signInHTTP(t *testing.T, p *portico) *portalUser {
@@ -121,9 +123,32 @@ func (u *portalUser) ticket(t *testing.T, id string) string {
 	return tk
 }
 
-// launchURL builds the portico://launch URL the portal hands to the client.
-func (u *portalUser) launchURL(t *testing.T, id, proto, gw, user string) string {
-	return native.LaunchURL{Gateway: gw, Fingerprint: u.fp, Ticket: u.ticket(t, id), Proto: proto, Name: id, User: user}.String()
+// nativeLaunch is the portico://launch URL the portal hands the page for
+// a native launch. The portal hands them out once the client was detected,
+// so the first call answers the detection's HTTP probe as portico-client
+// does.
+func (u *portalUser) nativeLaunch(t *testing.T, id string) string {
+	t.Helper()
+	if !u.detected {
+		code, body := u.post(t, "/userportal/api/detect")
+		var start struct{ Nonce string }
+		if json.Unmarshal(body, &start); code != http.StatusOK || start.Nonce == "" {
+			t.Fatalf("start detection: %d %s", code, body)
+		}
+		probe, err := portalClient().Post(u.p.URL+"/userportal/api/detect/probe", "text/plain", strings.NewReader(start.Nonce))
+		if err != nil || probe.StatusCode >= 300 {
+			t.Fatalf("detection probe: %v %v", probe, err)
+		}
+		probe.Body.Close()
+		u.get(t, "/userportal/api/detect/"+start.Nonce) // the page's poll records the result
+		u.detected = true
+	}
+	code, body := u.post(t, "/userportal/api/launch/"+id)
+	var r struct{ NativeURL string }
+	if json.Unmarshal(body, &r); code != http.StatusOK || !strings.HasPrefix(r.NativeURL, "portico://launch?") {
+		t.Fatalf("native launch of %s: %d %s", id, code, body)
+	}
+	return r.NativeURL
 }
 
 // relay opens the session WebSocket with the user's cookies and the

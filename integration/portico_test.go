@@ -68,7 +68,8 @@ func startPortico(t *testing.T) *portico {
 	data := t.TempDir()
 	port := freePort(t)
 	cmd := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:"+strconv.Itoa(port),
-		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
+		"--dns-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
 	out, _ := cmd.StdoutPipe()

@@ -39,6 +39,13 @@ type launchReply struct {
 	URL string `json:"url"`
 	// NewTab says whether the page may open it in a new tab.
 	NewTab bool `json:"newTab"`
+	// Action is what the page does: browser, native, ask-detect,
+	// show-download or fallback-offer (see decideLaunch).
+	Action string `json:"action"`
+	// NativeURL is the portico://launch URL for the native client.
+	NativeURL string `json:"nativeURL,omitempty"`
+	// Watch identifies a native launch for apiNativeWatch.
+	Watch string `json:"watch,omitempty"`
 }
 
 // launchTarget checks a launch request (signed in, CSRF, account still
@@ -74,6 +81,9 @@ func (p *Portal) apiLaunch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if p.launchNative(w, r, s, res) {
+		return
+	}
 	sn := snap(r)
 	if !p.VendorBuilt() {
 		writeJSONError(w, http.StatusServiceUnavailable, "The web client files are missing on the gateway: the administrator must build them (make assets).")
@@ -88,7 +98,7 @@ func (p *Portal) apiLaunch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.audit(store.Event{Type: "launch", User: s.User, ClientIP: p.clientIP(r), ReportedIP: s.ReportedIP, Resource: res.ID, Detail: fmt.Sprintf("%s session requested", res.Protocol)})
-	writeJSON(w, http.StatusOK, launchReply{URL: base(r) + "/session/" + res.ID + "#ticket=" + t, NewTab: sn.Effective.Portal.Client.OpenInNewTab})
+	writeJSON(w, http.StatusOK, launchReply{URL: base(r) + "/session/" + res.ID + "#ticket=" + t, NewTab: sn.Effective.Portal.Client.OpenInNewTab, Action: string(actBrowser)})
 }
 
 // apiClientIP records the public IP the browser got from the client IP

@@ -45,6 +45,9 @@ type Session struct {
 	ReportedIP string `json:"reportedIP,omitempty"`
 	// Notice is shown once on the next page (e.g. login-format hint).
 	Notice string `json:"notice,omitempty"`
+	// Native is the native-client detection result of this sign-in
+	// ("", "detected", "not-detected"), remembered until sign-out.
+	Native string `json:"native,omitempty"`
 
 	id string // hash of the cookie value; not stored in the record
 }

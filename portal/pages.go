@@ -122,6 +122,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 		NewTab:      snapshot.Effective.Portal.Client.OpenInNewTab,
 		IPDetectURL: ipDetectURL(snapshot),
 		RDPFile:     snapshot.Effective.Portal.Client.LaunchMethod != config.LaunchBrowser && snapshot.Effective.Portal.NLB.AlternatePortEnabled,
+		Detect:      p.detectView(snapshot, s),
 	}})
 }
 
@@ -132,6 +133,8 @@ type homeData struct {
 	// RDPFile offers "Download .rdp" for RDP resources (native launches
 	// allowed and the alternate port on).
 	RDPFile bool
+	// Detect drives the native-client detection and launch-method UI.
+	Detect detectView
 }
 
 func ipDetectURL(s *config.Snapshot) string {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"portico/service/config"
+	"portico/service/detect"
 	"portico/service/secret"
 	"portico/service/sessions"
 	"portico/service/store"
@@ -47,6 +48,16 @@ type Deps struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger receives structured logs.
 	Logger *slog.Logger
+	// Nonces are the native-client detection nonces; nil turns detection off.
+	Nonces *detect.Nonces
+	// Fingerprint returns the SHA-256 of the gateway's TLS leaf (any hex
+	// form), which native clients pin.
+	Fingerprint func() string
+	// DetectDNS returns the detection DNS responder's bound address, ""
+	// when it is not running.
+	DetectDNS func() string
+	// ClientDirs are searched for portico-client builds to hand out.
+	ClientDirs []string
 }
 
 // Portal is the portal's http.Handler.
@@ -99,6 +110,14 @@ func (p *Portal) routes() {
 	m.HandleFunc("POST /api/launch/{id}/rdp-file", p.apiRDPFile)
 	m.HandleFunc("POST /api/client-ip", p.apiClientIP)
 	m.HandleFunc("GET /session/{id}", p.sessionPage)
+	m.HandleFunc("POST /api/launch-method", p.apiLaunchMethod)
+	m.HandleFunc("GET /api/launch/native/{watch}", p.apiNativeWatch)
+	m.HandleFunc("POST /api/detect", p.apiDetectStart)
+	m.HandleFunc("GET /api/detect/{nonce}", p.apiDetectStatus)
+	if p.Nonces != nil {
+		m.Handle("POST /api/detect/probe", detect.ProbeHandler(p.Nonces))
+	}
+	m.HandleFunc("GET /client/{name}", p.clientDownload)
 	p.relayRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.", "")

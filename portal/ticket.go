@@ -112,6 +112,23 @@ func (s *Tickets) Redeem(value, portalSession string) (Ticket, error) {
 	return t, nil
 }
 
+// state tells the page whether a native launch's ticket (by its hash) was
+// picked up: "pending" while it is valid and unused, "not-opened" once it
+// expired unused, "opened" when it was redeemed. Tickets of another
+// sign-in read as "opened" so nothing about them leaks.
+func (s *Tickets) state(hash [32]byte, portalSession string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.m[hash]
+	switch {
+	case !ok || subtle.ConstantTimeCompare([]byte(portalSession), []byte(t.PortalSession)) != 1:
+		return "opened"
+	case s.now().After(t.Expires):
+		return "not-opened"
+	}
+	return "pending"
+}
+
 // Len returns the number of stored tickets (for tests and status).
 func (s *Tickets) Len() int {
 	s.mu.Lock()

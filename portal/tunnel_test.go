@@ -31,7 +31,7 @@ type nativeEnv struct {
 }
 
 func newNativeEnv(t *testing.T) *nativeEnv {
-	e := newEnv(t)
+	e := newDetectEnv(t).env
 	echo, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,26 @@ func newNativeEnv(t *testing.T) *nativeEnv {
 	if m == nil {
 		t.Fatal("not signed in")
 	}
-	return &nativeEnv{env: e, c: c, csrf: m[1], tunnelAddr: ln.Addr().String(), fp: native.Fingerprint(e.srv.Certificate().Raw)}
+	n := &nativeEnv{env: e, c: c, csrf: m[1], tunnelAddr: ln.Addr().String(), fp: native.Fingerprint(e.srv.Certificate().Raw)}
+	// The portal hands out native launches once the client was detected:
+	// answer the detection's HTTP probe as portico-client would.
+	code, body := n.post("/userportal/api/detect")
+	var start struct{ Nonce string }
+	if json.Unmarshal([]byte(body), &start); code != 200 || start.Nonce == "" {
+		t.Fatalf("start detection: %d %s", code, body)
+	}
+	resp, err := e.srv.Client().Post(e.srv.URL+"/userportal/api/detect/probe", "text/plain", strings.NewReader(start.Nonce))
+	if err != nil || resp.StatusCode >= 300 {
+		t.Fatalf("detection probe: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// The page's status poll records the result on the sign-in.
+	req, _ := http.NewRequest("GET", e.srv.URL+"/userportal/api/detect/"+start.Nonce, nil)
+	if resp, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return n
 }
 
 func (n *nativeEnv) post(path string) (int, string) {
@@ -99,13 +118,13 @@ func (n *nativeEnv) post(path string) (int, string) {
 func (n *nativeEnv) ticket(id string) string {
 	n.t.Helper()
 	code, body := n.post("/userportal/api/launch/" + id)
-	var r struct{ URL string }
+	var r struct{ NativeURL string }
 	json.Unmarshal([]byte(body), &r)
-	_, tk, ok := strings.Cut(r.URL, "#ticket=")
-	if code != 200 || !ok {
-		n.t.Fatalf("launch %s: %d %s", id, code, body)
+	lu, err := native.ParseLaunchURL(r.NativeURL)
+	if code != 200 || err != nil {
+		n.t.Fatalf("launch %s: %d %s (%v)", id, code, body, err)
 	}
-	return tk
+	return lu.Ticket
 }
 
 func (n *nativeEnv) dial(ticket string) (net.Conn, error) {
@@ -186,7 +205,7 @@ func TestNativeTunnelRefusals(t *testing.T) {
 	n.refusedWith(err, "unknown or already used launch ticket", "unknown or already used")
 
 	tk = n.ticket("echo")
-	n.p.tickets.now = func() time.Time { return time.Now().Add(TicketTTL + time.Second) }
+	n.p.tickets.now = func() time.Time { return time.Now().Add(NativeTicketTTL + time.Second) }
 	_, err = n.dial(tk)
 	n.p.tickets.now = time.Now
 	n.refusedWith(err, "launch ticket expired", "launch ticket expired")

@@ -57,7 +57,7 @@ func main() {
 
 // flags are the options shared by the commands.
 type flags struct {
-	dataDir, httpsAddr, httpAddr, adminAddr, adminPassword, logLevel string
+	dataDir, httpsAddr, httpAddr, adminAddr, dnsAddr, adminPassword, logLevel string
 }
 
 func newFlagSet(name string, f *flags, stderr io.Writer) *flag.FlagSet {
@@ -67,6 +67,7 @@ func newFlagSet(name string, f *flags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.httpsAddr, "https-addr", "", "HTTPS listen address (default: stored setting, :443)")
 	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP redirect listen address (default: stored setting, :80)")
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "admin API listen address, loopback only (default: stored setting, 127.0.0.1:9443)")
+	fs.StringVar(&f.dnsAddr, "dns-addr", "", "native-client detection DNS responder address, UDP and TCP (default: stored setting detect.dnsListen, :8053)")
 	fs.StringVar(&f.adminPassword, "admin-password", os.Getenv("PORTICO_ADMIN_PASSWORD"), "first-run admin password (default: generated and printed once)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -139,7 +140,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 func serviceConfig(f flags) *service.Config {
 	args := []string{"run", "--data-dir", f.dataDir}
-	for _, kv := range [][2]string{{"--https-addr", f.httpsAddr}, {"--http-addr", f.httpAddr}, {"--admin-addr", f.adminAddr}, {"--log-level", f.logLevel}} {
+	for _, kv := range [][2]string{{"--https-addr", f.httpsAddr}, {"--http-addr", f.httpAddr}, {"--admin-addr", f.adminAddr}, {"--dns-addr", f.dnsAddr}, {"--log-level", f.logLevel}} {
 		if kv[1] != "" {
 			args = append(args, kv[0], kv[1])
 		}
@@ -244,7 +245,7 @@ func (p *program) Stop(service.Service) error {
 
 func (p *program) run(ctx context.Context) error {
 	g, err := gateway.New(gateway.Options{
-		DataDir: p.f.dataDir, HTTPSAddr: p.f.httpsAddr, HTTPAddr: p.f.httpAddr, AdminAddr: p.f.adminAddr,
+		DataDir: p.f.dataDir, HTTPSAddr: p.f.httpsAddr, HTTPAddr: p.f.httpAddr, AdminAddr: p.f.adminAddr, DNSAddr: p.f.dnsAddr,
 		AdminPassword: p.f.adminPassword, Version: version, Logger: p.log, Out: p.out,
 		Portal: newPortal,
 	})
@@ -264,5 +265,20 @@ func newPortal(parts gateway.Parts) http.Handler {
 	return portal.New(portal.Deps{
 		Live: parts.Live, Store: parts.Store, Secrets: parts.Secrets, Sessions: parts.Sessions, Logger: parts.Logger,
 		Static: web, AssetURL: web.URL, VendorBuilt: web.VendorBuilt,
+		Nonces: parts.Nonces, Fingerprint: func() string { return parts.Certs.Info().SHA256 }, DetectDNS: parts.DetectDNS,
+		ClientDirs: clientDirs(parts.DataDir),
 	})
+}
+
+// clientDirs are where the portal looks for portico-client builds to hand
+// out: next to the gateway executable (make build puts both in bin/) and
+// the data directory's clients folder (packaging installs them there).
+func clientDirs(dataDir string) []string {
+	dirs := []string{filepath.Join(dataDir, "clients")}
+	if exe, err := os.Executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			dirs = append([]string{filepath.Dir(exe)}, dirs...)
+		}
+	}
+	return dirs
 }

@@ -1,5 +1,7 @@
 // Resource list: search filter, launch (ticket request), optional new tab,
 // and the client IP detection report.
+import { initNative, nativeLaunch } from './native.js';
+
 const home = document.getElementById('home');
 const base = home.dataset.base;
 const csrf = home.dataset.csrf;
@@ -10,13 +12,15 @@ function showError(msg) {
   errBox.hidden = false;
 }
 
-async function launch(id, newTab) {
+// launch asks the gateway how to open a resource; inBrowser accepts the
+// native-with-fallback offer of the browser for this launch.
+async function launch(id, newTab, inBrowser) {
   errBox.hidden = true;
   // Open the tab synchronously (inside the click) so pop-up blockers allow it.
   const tab = newTab ? window.open('about:blank', '_blank') : null;
   let res;
   try {
-    res = await fetch(`${base}/api/launch/${encodeURIComponent(id)}`, {
+    res = await fetch(`${base}/api/launch/${encodeURIComponent(id)}${inBrowser ? '?method=browser' : ''}`, {
       method: 'POST', headers: { 'X-CSRF-Token': csrf, 'Accept': 'application/json' }, credentials: 'same-origin',
     });
   } catch (e) {
@@ -29,6 +33,11 @@ async function launch(id, newTab) {
     tab?.close();
     if (res.status === 401) { location.reload(); return; }
     showError(body.error || `Launch failed (${res.status}).`);
+    return;
+  }
+  if (body.action && body.action !== 'browser') {
+    tab?.close();
+    nativeLaunch(id, newTab, body);
     return;
   }
   if (tab) { tab.opener = null; tab.location = body.url; } else { location.assign(body.url); }
@@ -66,6 +75,8 @@ document.getElementById('resources')?.addEventListener('click', (ev) => {
   const btn = ev.target.closest('button[data-id]');
   if (btn) launch(btn.dataset.id, btn.dataset.newtab === '1');
 });
+
+initNative({ base, csrf, relaunch: launch });
 
 const filter = document.getElementById('filter');
 filter?.addEventListener('input', () => {

@@ -140,6 +140,20 @@ func TestGatewayValidation(t *testing.T) {
 		{"admin on all interfaces", func(g *Gateway) { g.Listen.Admin = ":9443" }, "listen.admin"},
 		{"http equals https", func(g *Gateway) { g.Listen.HTTP = ":443" }, "listen.http"},
 		{"bad trusted proxy", func(g *Gateway) { g.TrustedProxies = []string{"10.0.0.0/33"} }, "trustedProxies[0]"},
+		{"dns off", func(g *Gateway) { g.Detect.DNSListen = DNSOff }, ""},
+		{"dns empty is the default", func(g *Gateway) { g.Detect.DNSListen = "" }, ""},
+		{"dns not an address", func(g *Gateway) { g.Detect.DNSListen = "8053" }, "detect.dnsListen"},
+		{"dns port zero", func(g *Gateway) { g.Detect.DNSListen = ":0" }, "detect.dnsListen"},
+		{"dns equals https", func(g *Gateway) { g.Detect.DNSListen = "0.0.0.0:443" }, "detect.dnsListen"},
+		{"dns on 53", func(g *Gateway) { g.Detect.DNSListen = ":53" }, ""},
+		{"zone ip", func(g *Gateway) { g.Detect.Zone = "10.0.0.1" }, "detect.zone"},
+		{"zone one label", func(g *Gateway) { g.Detect.Zone = "detect" }, "detect.zone"},
+		{"zone bad label", func(g *Gateway) { g.Detect.Zone = "de tect.example.com" }, "detect.zone"},
+		{"zone ok with dot", func(g *Gateway) { g.Detect.Zone = "detect.gw.example.com." }, ""},
+		{"alternate port equals dns", func(g *Gateway) {
+			g.Portal.NLB.AlternatePortEnabled = true
+			g.Portal.NLB.AlternatePort = 8053
+		}, "portal.nlb.alternatePort"},
 		{"alternate port equals admin", func(g *Gateway) {
 			g.Portal.NLB.AlternatePortEnabled = true
 			g.Portal.NLB.AlternatePort = 9443
@@ -297,4 +311,32 @@ func FuzzDecodeSettings(f *testing.F) {
 			t.Fatal("valid settings invalid after round trip")
 		}
 	})
+}
+
+func TestDetectDefaults(t *testing.T) {
+	tests := []struct {
+		name       string
+		detect     Detect
+		hosts      []string
+		addr, zone string
+	}{
+		{"new gateway", DefaultGateway().Detect, nil, DefaultDNSAddr, DefaultDetectZone},
+		{"record from before the setting", Detect{}, nil, DefaultDNSAddr, DefaultDetectZone},
+		{"off", Detect{DNSListen: DNSOff}, nil, "", DefaultDetectZone},
+		{"zone from public host", Detect{}, []string{"10.0.0.5", "GW.Example.com"}, DefaultDNSAddr, "detect.gw.example.com"},
+		{"single-label host is not used", Detect{}, []string{"gateway"}, DefaultDNSAddr, DefaultDetectZone},
+		{"explicit zone wins", Detect{DNSListen: "127.0.0.1:5353", Zone: "Probe.Example.org."}, []string{"gw.example.com"}, "127.0.0.1:5353", "probe.example.org"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := DefaultGateway()
+			g.Detect, g.PublicHosts = tc.detect, tc.hosts
+			if got := g.DNSAddr(); got != tc.addr {
+				t.Errorf("DNSAddr = %q, want %q", got, tc.addr)
+			}
+			if got := g.DetectZone(); got != tc.zone {
+				t.Errorf("DetectZone = %q, want %q", got, tc.zone)
+			}
+		})
+	}
 }

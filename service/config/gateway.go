@@ -36,6 +36,8 @@ type Gateway struct {
 	Upstream string `json:"upstream"`
 	// Listen holds the stored listen addresses; command-line flags win.
 	Listen Listen `json:"listen"`
+	// Detect holds the native-client detection DNS responder's settings.
+	Detect Detect `json:"detect"`
 	// PublicHosts are the names and IPs clients use to reach the gateway;
 	// they go into the self-signed certificate's SANs. Empty = this
 	// machine's name and addresses.
@@ -75,6 +77,7 @@ func DefaultGateway() Gateway {
 		Name:           "Portico gateway",
 		Mode:           ModeNormal,
 		Listen:         Listen{HTTPS: DefaultHTTPSAddr, HTTP: DefaultHTTPAddr, Admin: DefaultAdminAddr},
+		Detect:         Detect{DNSListen: DefaultDNSAddr},
 		PublicHosts:    []string{},
 		TrustedProxies: []string{},
 		InheritPortal:  true,
@@ -86,6 +89,8 @@ func DefaultGateway() Gateway {
 func (g *Gateway) Normalize() []Notice {
 	g.Name = strings.TrimSpace(g.Name)
 	g.Upstream = strings.TrimSpace(g.Upstream)
+	g.Detect.DNSListen = strings.TrimSpace(g.Detect.DNSListen)
+	g.Detect.Zone = strings.TrimSpace(g.Detect.Zone)
 	notes := g.Portal.Normalize()
 	for i := range notes {
 		notes[i].Field = "portal." + notes[i].Field
@@ -132,6 +137,7 @@ func (g Gateway) Validate(usedPorts map[int]string) error {
 		}
 		ports[port] = l.purpose
 	}
+	g.Detect.validate(&es, ports)
 	if err := ValidateLoopbackAddr(g.Listen.Admin); err != nil {
 		es.add("listen.admin", g.Listen.Admin, "%v", err)
 	}

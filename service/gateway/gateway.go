@@ -28,6 +28,7 @@ import (
 
 	"portico/service/admin"
 	"portico/service/config"
+	"portico/service/detect"
 	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
@@ -42,6 +43,8 @@ type Options struct {
 	DataDir string
 	// HTTPSAddr, HTTPAddr and AdminAddr override the stored listen addresses.
 	HTTPSAddr, HTTPAddr, AdminAddr string
+	// DNSAddr overrides the stored detection DNS address (detect.dnsListen).
+	DNSAddr string
 	// AdminPassword is the first-run admin password; "" generates one.
 	AdminPassword string
 	// Version is the build version shown in status.
@@ -64,6 +67,16 @@ type Parts struct {
 	Secrets  *secret.Box
 	Sessions *sessions.Registry
 	Logger   *slog.Logger
+	// Certs is the gateway's TLS certificate (native clients pin its leaf).
+	Certs *tlscert.Manager
+	// Nonces are the native-client detection nonces.
+	Nonces *detect.Nonces
+	// DetectDNS returns the detection DNS responder's bound address, ""
+	// when it is not running.
+	DetectDNS func() string
+	// DataDir is the gateway's data directory (client builds may live in
+	// its clients folder).
+	DataDir string
 }
 
 // Files in the data directory besides the store.
@@ -85,6 +98,7 @@ type Gateway struct {
 	adminTLS *tlscert.Manager
 	box      *secret.Box
 	sessions *sessions.Registry
+	nonces   *detect.Nonces
 	token    string
 	started  time.Time
 
@@ -95,7 +109,9 @@ type Gateway struct {
 	stopOnce  sync.Once
 	// stopNative ends the alternate-port listener and native tunnels.
 	stopNative context.CancelFunc
-	portal     http.Handler
+	// stopDNS ends the detection DNS responder.
+	stopDNS func()
+	portal  http.Handler
 }
 
 // New opens the data directory and prepares everything short of listening.
@@ -113,7 +129,7 @@ func New(opt Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{opt: opt, log: opt.Logger, store: st, sessions: sessions.NewRegistry(), started: time.Now()}
+	g := &Gateway{opt: opt, log: opt.Logger, store: st, sessions: sessions.NewRegistry(), nonces: detect.NewNonces(0), started: time.Now()}
 	if err := g.init(); err != nil {
 		st.Close()
 		return nil, err
@@ -147,7 +163,8 @@ func (g *Gateway) init() error {
 		return fmt.Errorf("admin API certificate: %w", err)
 	}
 	if g.opt.Portal != nil {
-		g.portal = g.opt.Portal(Parts{Live: g.live, Store: g.store, Secrets: g.box, Sessions: g.sessions, Logger: g.log})
+		g.portal = g.opt.Portal(Parts{Live: g.live, Store: g.store, Secrets: g.box, Sessions: g.sessions, Logger: g.log, Certs: g.certs, Nonces: g.nonces,
+			DetectDNS: func() string { return g.listener("dns") }, DataDir: g.opt.DataDir})
 	}
 	return nil
 }
@@ -337,6 +354,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.mu.Unlock()
 
 	alt.start(nativeCtx, g.live)
+	stopDNS := (&detectDNS{g: g, resp: detect.NewResponder(g.nonces, func() string { return g.live.Load().Gateway.DetectZone() }, g.log)}).start()
+	g.mu.Lock()
+	g.stopDNS = stopDNS
+	g.mu.Unlock()
 	if err := g.writeEndpoint(adminLn.Addr().String()); err != nil {
 		g.log.Warn("could not write admin endpoint file", "err", err)
 	}
@@ -391,7 +412,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.stopNative != nil {
 			g.stopNative()
 		}
+		stopDNS := g.stopDNS
 		g.mu.Unlock()
+		if stopDNS != nil {
+			stopDNS()
+		}
 		if g.disp != nil {
 			g.disp.Close()
 		}

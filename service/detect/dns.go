@@ -1,0 +1,182 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// answerTTL is the TTL of positive and negative answers. Zero: a nonce is
+// single-use, so no resolver should keep an answer about it.
+const answerTTL = 0
+
+// probeTXT is the TXT answer for a detected nonce.
+const probeTXT = "portico-detect ok"
+
+// Answer builds the reply to one DNS query for zone (lower case, no
+// trailing dot). It is the whole policy of the responder, kept free of
+// sockets so it can be tested and fuzzed directly:
+//
+//   - only standard queries with one question of class IN are answered;
+//   - names outside zone are REFUSED (never an open resolver, no
+//     recursion offered);
+//   - <nonce>.<zone> for an outstanding nonce reports the DNS probe and is
+//     answered authoritatively (A 127.0.0.1, AAAA ::1, TXT; other types
+//     get an empty answer);
+//   - any other name in the zone is NXDOMAIN, the apex answers its SOA.
+func Answer(req *dns.Msg, zone string, nonces *Nonces) *dns.Msg {
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	resp.RecursionAvailable = false
+	resp.Compress = true
+	if req.Opcode != dns.OpcodeQuery {
+		resp.SetRcode(req, dns.RcodeNotImplemented)
+		return resp
+	}
+	if req.Response || len(req.Question) != 1 {
+		resp.SetRcode(req, dns.RcodeFormatError)
+		return resp
+	}
+	q := req.Question[0]
+	name := strings.ToLower(dns.Fqdn(q.Name))
+	apex := dns.Fqdn(zone)
+	if q.Qclass != dns.ClassINET || !dns.IsSubDomain(apex, name) {
+		resp.SetRcode(req, dns.RcodeRefused)
+		return resp
+	}
+	resp.Authoritative = true
+	soa := &dns.SOA{
+		Hdr: dns.RR_Header{Name: apex, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: answerTTL},
+		Ns:  "ns." + apex, Mbox: "hostmaster." + apex, Serial: 1,
+		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: answerTTL,
+	}
+	if name == apex {
+		if q.Qtype == dns.TypeSOA {
+			resp.Answer = append(resp.Answer, soa)
+		} else {
+			resp.Ns = append(resp.Ns, soa)
+		}
+		return resp
+	}
+	label, parent, _ := strings.Cut(name, ".")
+	if parent != apex || !ValidNonce(label) || !nonces.Report(label, ViaDNS) {
+		resp.SetRcode(req, dns.RcodeNameError)
+		resp.Ns = append(resp.Ns, soa)
+		return resp
+	}
+	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: answerTTL}
+	switch q.Qtype {
+	case dns.TypeA:
+		hdr.Rrtype = dns.TypeA
+		resp.Answer = append(resp.Answer, &dns.A{Hdr: hdr, A: net.IPv4(127, 0, 0, 1)})
+	case dns.TypeAAAA:
+		hdr.Rrtype = dns.TypeAAAA
+		resp.Answer = append(resp.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.IPv6loopback})
+	case dns.TypeTXT:
+		hdr.Rrtype = dns.TypeTXT
+		resp.Answer = append(resp.Answer, &dns.TXT{Hdr: hdr, Txt: []string{probeTXT}})
+	default:
+		resp.Ns = append(resp.Ns, soa)
+	}
+	return resp
+}
+
+// Responder is the detection DNS server on one UDP and one TCP socket of
+// the same address.
+type Responder struct {
+	nonces *Nonces
+	zone   func() string
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	servers []*dns.Server
+	addr    string
+}
+
+// NewResponder returns a stopped responder answering for the zone that
+// zone() returns at the time of each query (so a settings change applies
+// to the next query).
+func NewResponder(nonces *Nonces, zone func() string, log *slog.Logger) *Responder {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Responder{nonces: nonces, zone: zone, log: log}
+}
+
+// ServeDNS implements dns.Handler.
+func (r *Responder) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	resp := Answer(req, r.zone(), r.nonces)
+	if _, ok := w.RemoteAddr().(*net.UDPAddr); ok {
+		// Over UDP an answer that does not fit is truncated; the client
+		// retries over TCP.
+		size := dns.MinMsgSize
+		if o := req.IsEdns0(); o != nil {
+			size = int(o.UDPSize())
+		}
+		resp.Truncate(size)
+	}
+	if err := w.WriteMsg(resp); err != nil {
+		r.log.Debug("detect DNS: write answer", "client", w.RemoteAddr().String(), "err", err)
+	}
+}
+
+// Start binds addr over UDP and TCP and serves until Stop. With port 0 the
+// TCP socket takes the port the UDP socket got.
+func (r *Responder) Start(addr string) error {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("listen DNS (UDP) on %s: %w", addr, err)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	tcpAddr := net.JoinHostPort(host, fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port))
+	ln, err := net.Listen("tcp", tcpAddr)
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("listen DNS (TCP) on %s: %w", tcpAddr, err)
+	}
+	udp := &dns.Server{PacketConn: pc, Handler: r, UDPSize: dns.DefaultMsgSize}
+	tcp := &dns.Server{Listener: ln, Handler: r, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 5 * time.Second }}
+	started := make(chan struct{}, 2)
+	for _, s := range []*dns.Server{udp, tcp} {
+		s.NotifyStartedFunc = func() { started <- struct{}{} }
+		go func(s *dns.Server) {
+			if err := s.ActivateAndServe(); err != nil && !errors.Is(err, net.ErrClosed) {
+				r.log.Warn("detect DNS responder stopped", "addr", tcpAddr, "err", err)
+			}
+		}(s)
+	}
+	<-started
+	<-started
+	r.mu.Lock()
+	r.servers = []*dns.Server{udp, tcp}
+	r.addr = tcpAddr
+	r.mu.Unlock()
+	return nil
+}
+
+// Addr returns the bound address ("" when stopped).
+func (r *Responder) Addr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addr
+}
+
+// Stop closes the sockets and waits (until ctx ends) for in-flight answers.
+func (r *Responder) Stop(ctx context.Context) {
+	r.mu.Lock()
+	servers := r.servers
+	r.servers, r.addr = nil, ""
+	r.mu.Unlock()
+	for _, s := range servers {
+		if err := s.ShutdownContext(ctx); err != nil {
+			r.log.Debug("detect DNS: shutdown", "err", err)
+		}
+	}
+}
