@@ -295,10 +295,19 @@ func TestGatewayNetworkSettings(t *testing.T) {
 	p := u.status
 	typeInto(p.hosts, "portal.example.com, 192.0.2.10")
 	typeInto(p.proxies, "10.0.0.0/8")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := l.Addr().String()
+	l.Close()
+	typeInto(p.dns, dns)
+	typeInto(p.zone, "detect.portal.example.com")
 	p.applyMode()
 	u.Wait()
 	g := get[settingsReply[config.Gateway]](t, c, "/api/v1/settings/gateway").Settings
-	if strings.Join(g.PublicHosts, ",") != "portal.example.com,192.0.2.10" || strings.Join(g.TrustedProxies, ",") != "10.0.0.0/8" {
+	if strings.Join(g.PublicHosts, ",") != "portal.example.com,192.0.2.10" || strings.Join(g.TrustedProxies, ",") != "10.0.0.0/8" ||
+		g.Detect.DNSListen != dns || g.Detect.Zone != "detect.portal.example.com" {
 		t.Fatalf("gateway record %+v", g)
 	}
 }

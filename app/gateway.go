@@ -29,6 +29,8 @@ type statusPage struct {
 	admin    *widget.Entry
 	hosts    *widget.Entry
 	proxies  *widget.Entry
+	dns      *widget.Entry
+	zone     *widget.Entry
 	gateway  config.Gateway
 	cert     *widget.Label
 	svcOut   *widget.Label
@@ -54,6 +56,9 @@ func newStatusPage(u *UI) *statusPage {
 	p.hosts, p.proxies = widget.NewEntry(), widget.NewEntry()
 	p.hosts.SetPlaceHolder("gateway.example.com, 203.0.113.7 (names in the self-signed certificate)")
 	p.proxies.SetPlaceHolder("10.0.0.0/8 (load balancers whose X-Forwarded-For is believed)")
+	p.dns, p.zone = widget.NewEntry(), widget.NewEntry()
+	p.dns.SetPlaceHolder(config.DefaultDNSAddr + " (empty: default; off: HTTP probe only)")
+	p.zone.SetPlaceHolder("detect.gateway.example.com (empty: derived from the public host name)")
 	p.cert = widget.NewLabel("")
 	p.cert.Wrapping = fyne.TextWrapWord
 	p.svcOut = widget.NewLabel("")
@@ -78,6 +83,9 @@ func newStatusPage(u *UI) *statusPage {
 			container.NewBorder(nil, nil, widget.NewLabel("Admin API listen"), nil, p.admin),
 			container.NewBorder(nil, nil, widget.NewLabel("Public host names"), nil, p.hosts),
 			container.NewBorder(nil, nil, widget.NewLabel("Trusted proxies"), nil, p.proxies),
+			wrapped("Native-client detection: the gateway answers DNS probes for <nonce>.<zone> on this UDP/TCP address; changes apply live. Port 53 needs the bind capability the Linux package grants."),
+			container.NewBorder(nil, nil, widget.NewLabel("Detection DNS listen"), nil, p.dns),
+			container.NewBorder(nil, nil, widget.NewLabel("Detection zone"), nil, p.zone),
 			p.apply)),
 		widget.NewCard("TLS certificate", "", container.NewVBox(p.cert, container.NewHBox(
 			widget.NewButton("Generate self-signed…", p.generate), widget.NewButton("Import PEM…", p.importPEM)))),
@@ -116,6 +124,8 @@ func (p *statusPage) refresh() {
 			p.admin.SetText(gw.Settings.Listen.Admin)
 			p.hosts.SetText(strings.Join(gw.Settings.PublicHosts, ", "))
 			p.proxies.SetText(strings.Join(gw.Settings.TrustedProxies, ", "))
+			p.dns.SetText(gw.Settings.Detect.DNSListen)
+			p.zone.SetText(gw.Settings.Detect.Zone)
 		}
 	})
 	p.u.call("GET", "/api/v1/certificate", nil, &ci, func(err error) {
@@ -146,6 +156,7 @@ func (p *statusPage) applyMode() {
 	g.Listen = config.Listen{HTTPS: strings.TrimSpace(p.https.Text), HTTP: strings.TrimSpace(p.http.Text), Admin: strings.TrimSpace(p.admin.Text)}
 	g.PublicHosts = splitList(p.hosts.Text)
 	g.TrustedProxies = splitList(p.proxies.Text)
+	g.Detect = config.Detect{DNSListen: strings.TrimSpace(p.dns.Text), Zone: strings.TrimSpace(p.zone.Text)}
 	p.u.call("PUT", "/api/v1/settings/gateway", g, nil, func(err error) {
 		if err != nil {
 			p.u.showError("Gateway settings not changed", err)
