@@ -64,6 +64,23 @@ type portico struct {
 
 func startPortico(t *testing.T) *portico {
 	t.Helper()
+	// freePort's ports are free when picked, but other test processes may
+	// take one before the gateway binds it: try again with new ones.
+	for attempt := 1; ; attempt++ {
+		p, logs, ok := tryStartPortico(t)
+		if ok {
+			return p
+		}
+		if attempt == 3 || !strings.Contains(logs, "address already in use") {
+			t.Fatalf("the gateway did not start:\n%s", logs)
+		}
+	}
+}
+
+// tryStartPortico starts the gateway on fresh loopback ports and data dir;
+// on failure it returns the gateway's log.
+func tryStartPortico(t *testing.T) (*portico, string, bool) {
+	t.Helper()
 	bin := gatewayBinary(t)
 	data := t.TempDir()
 	port := freePort(t)
@@ -76,6 +93,23 @@ func startPortico(t *testing.T) *portico {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	sc := bufio.NewScanner(out)
+	pw, started := "", false
+	pwRE := regexp.MustCompile(`password: (\S+)`)
+	for sc.Scan() {
+		if m := pwRE.FindStringSubmatch(sc.Text()); m != nil {
+			pw = m[1]
+		}
+		if strings.Contains(sc.Text(), "User Portal at") {
+			started = true
+			break
+		}
+	}
+	if !started {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, logs.String(), false
+	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -83,23 +117,12 @@ func startPortico(t *testing.T) *portico {
 			t.Logf("gateway log:\n%s", logs.String())
 		}
 	})
-	sc := bufio.NewScanner(out)
-	pw := ""
-	pwRE := regexp.MustCompile(`password: (\S+)`)
-	for sc.Scan() {
-		if m := pwRE.FindStringSubmatch(sc.Text()); m != nil {
-			pw = m[1]
-		}
-		if strings.Contains(sc.Text(), "User Portal at") {
-			break
-		}
-	}
 	go io.Copy(io.Discard, out)
 	c, err := admin.Dial(data)
 	if err != nil {
 		t.Fatalf("admin API: %v\n%s", err, logs.String())
 	}
-	return &portico{URL: "https://127.0.0.1:" + strconv.Itoa(port), Data: data, API: c, Admin: pw}
+	return &portico{URL: "https://127.0.0.1:" + strconv.Itoa(port), Data: data, API: c, Admin: pw}, "", true
 }
 
 // do calls the admin API and fails the test on error.
