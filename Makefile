@@ -67,3 +67,9 @@ lint:
 
 clean:
 	rm -rf bin dist
+
+.PHONY: package
+
+## package: dist/portico_<version>_amd64.deb (gateway, GUI, client, systemd unit)
+package: deps-gui assets
+	VERSION=$(VERSION) installer/build-deb.sh
