@@ -10,6 +10,7 @@
 #   DIST         output directory (default: dist)
 #   GATEWAY_BIN  a prebuilt portico-gateway to package instead of building
 #                one (the upgrade test packages an older release this way)
+#   DEB_COMPRESS xz (default, smallest) or gzip (faster, for tests)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -85,5 +86,5 @@ sed -e "s/@VERSION@/$DEB_VERSION/" -e "s/@SIZE@/$size/" "$here/deb/control.in" >
 
 mkdir -p "$DIST"
 out="$DIST/portico_${DEB_VERSION}_amd64.deb"
-fakeroot dpkg-deb --root-owner-group -Zxz --build "$root" "$out" >/dev/null
+fakeroot dpkg-deb --root-owner-group -Z"${DEB_COMPRESS:-xz}" --build "$root" "$out" >/dev/null
 echo "$out"
