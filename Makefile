@@ -73,3 +73,10 @@ clean:
 ## package: dist/portico_<version>_amd64.deb (gateway, GUI, client, systemd unit)
 package: deps-gui assets
 	VERSION=$(VERSION) installer/build-deb.sh
+
+.PHONY: package-windows
+
+## package-windows: dist/portico-<version>-windows-amd64.zip (service, GUI via MinGW, client, install.ps1)
+package-windows: assets
+	@scripts/deps.sh gui
+	VERSION=$(VERSION) installer/build-windows.sh
