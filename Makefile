@@ -80,3 +80,9 @@ package: deps-gui assets
 package-windows: assets
 	@scripts/deps.sh gui
 	VERSION=$(VERSION) installer/build-windows.sh
+
+.PHONY: package-gui
+
+## package-gui: dist/portico-admin-<version>-linux-amd64.tar.xz (fyne package desktop bundle)
+package-gui: deps-gui
+	VERSION=$(VERSION) installer/build-gui.sh
