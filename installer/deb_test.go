@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -300,16 +301,21 @@ func checkLifecycle(t *testing.T, ctx context.Context, oldDeb, newDeb, newVersio
 	}
 }
 
-// withGateway runs the installed gateway in the root as the service unit
-// does (user portico, the packaged data directory) on free loopback ports,
-// hands f an admin client found the way the GUI finds it, and stops the
-// gateway with SIGTERM.
+// withGateway runs the installed gateway in the root with what the unit
+// gives it: user portico, CAP_NET_BIND_SERVICE as its only capability,
+// no_new_privs, the packaged data directory. Its HTTPS listener is on a
+// privileged loopback port, the rest on free ones. f gets an admin client
+// found the way the GUI finds it and the gateway's status; then the
+// gateway is stopped with SIGTERM.
 func withGateway(t *testing.T, ctx context.Context, r *throwawayRoot, f func(*admin.Client)) {
 	t.Helper()
 	endpoint := r.path(dataDir + "/admin-endpoint.json")
 	os.Remove(endpoint) // written anew by each start
-	cmd := r.command(ctx, []string{"--userspec=portico:portico"}, "/usr/bin/portico-gateway", "run",
-		"--data-dir", dataDir, "--https-addr", freePort(t), "--http-addr", freePort(t), "--admin-addr", freePort(t))
+	https := privilegedPort(t)
+	cmd := r.command(ctx, nil, "setpriv", "--reuid=portico", "--regid=portico", "--init-groups",
+		"--inh-caps=-all,+net_bind_service", "--ambient-caps=-all,+net_bind_service", "--bounding-set=-all,+net_bind_service",
+		"--no-new-privs", "/usr/bin/portico-gateway", "run",
+		"--data-dir", dataDir, "--https-addr", https, "--http-addr", freePort(t), "--admin-addr", freePort(t))
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -334,6 +340,11 @@ func withGateway(t *testing.T, ctx context.Context, r *throwawayRoot, f func(*ad
 	if err != nil {
 		t.Fatal(err)
 	}
+	var st admin.Status
+	mustDo(t, ctx, c, "/api/v1/status", &st)
+	if !hasListener(st, https) {
+		t.Errorf("the gateway as user portico did not bind the privileged port %s: listeners %+v", https, st.Listeners)
+	}
 	func() {
 		defer func() {
 			cmd.Process.Signal(syscall.SIGTERM)
@@ -343,6 +354,30 @@ func withGateway(t *testing.T, ctx context.Context, r *throwawayRoot, f func(*ad
 		}()
 		f(c)
 	}()
+}
+
+func hasListener(st admin.Status, addr string) bool {
+	for _, l := range st.Listeners {
+		if l.Addr == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// privilegedPort is a loopback port below 1024 that was free a moment
+// ago, to show the gateway binds one without root.
+func privilegedPort(t *testing.T) string {
+	t.Helper()
+	for p := 1023; p > 900; p-- {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free loopback port in 901..1023")
+	return ""
 }
 
 func mustDo(t *testing.T, ctx context.Context, c *admin.Client, path string, out any) {

@@ -22,6 +22,7 @@ func newThrowawayRoot(t *testing.T) *throwawayRoot {
 	t.Helper()
 	need(t, "unshare", "util-linux")
 	need(t, "chroot", "coreutils")
+	need(t, "setpriv", "util-linux")
 	if os.Geteuid() != 0 {
 		t.Fatalf("installing a package into a throwaway root needs root (mount, chroot): run the tests as root")
 	}
