@@ -152,6 +152,8 @@ func checkContents(t *testing.T, ctx context.Context, deb string) {
 		"AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
 		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=" + dataDir, "PrivateTmp=yes",
 		"ProtectHome=yes", "WantedBy=multi-user.target",
+		// net.InterfaceAddrs (SANs of the self-signed certificate) needs netlink.
+		"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK",
 	} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(line) + `$`).MatchString(u) {
 			t.Errorf("unit file lacks the line %q:\n%s", line, u)
