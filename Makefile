@@ -77,3 +77,22 @@ lint:
 
 clean:
 	rm -rf bin dist
+
+.PHONY: package
+
+## package: dist/portico_<version>_amd64.deb (gateway, GUI, client, systemd unit)
+package: deps-gui assets
+	VERSION=$(VERSION) installer/build-deb.sh
+
+.PHONY: package-windows
+
+## package-windows: dist/portico-<version>-windows-amd64.zip (service, GUI via MinGW, client, install.ps1)
+package-windows: assets
+	@scripts/deps.sh gui
+	VERSION=$(VERSION) installer/build-windows.sh
+
+.PHONY: package-gui
+
+## package-gui: dist/portico-admin-<version>-linux-amd64.tar.xz (fyne package desktop bundle)
+package-gui: deps-gui
+	VERSION=$(VERSION) installer/build-gui.sh

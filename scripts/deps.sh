@@ -16,7 +16,8 @@ case "$want" in
       freerdp2-shadow-x11 winpr-utils xterm x11-apps x11-xserver-utils xclip xdotool xauth openssl
       chromium haproxy websockify ca-certificates imagemagick
       xrdp debootstrap fakeroot gcc-mingw-w64-x86-64
-      freerdp2-x11 xdg-utils)
+      freerdp2-x11 xdg-utils
+      zip file systemd init-system-helpers xz-utils)
     ;;
 esac
 case "$want" in

@@ -120,6 +120,9 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "service manager: %v\n", err)
 		return 1
 	}
+	if cmd == "run" && runtime.GOOS == "windows" && !service.Interactive() {
+		p.log = eventLogger(svc, f.logLevel, p.log)
+	}
 	if cmd == "run" {
 		if err := runForeground(svc, p); err != nil {
 			fmt.Fprintf(stderr, "portico-gateway: %v\n", err)
@@ -131,11 +134,16 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: parseLevel(level)}))
+}
+
+// parseLevel reads --log-level; anything unknown means info.
+func parseLevel(level string) slog.Level {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	return l
 }
 
 func serviceConfig(f flags) *service.Config {
