@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,24 @@ func startRDP(t *testing.T, colour string) rdpServer {
 	need(t, "winpr-hash", "winpr-utils")
 	need(t, "freerdp-shadow-cli", "freerdp2-shadow-x11")
 	need(t, "xsetroot", "x11-xserver-utils")
+	// Test packages run at once and start X servers of their own; when the
+	// shadow server loses its display on the way up, start both again.
+	var logs string
+	for attempt := 0; attempt < 3; attempt++ {
+		srv, out, ok := tryStartRDP(t, colour)
+		if ok {
+			return srv
+		}
+		logs = out
+	}
+	t.Fatalf("freerdp-shadow-cli did not start; output:\n%s", logs)
+	return rdpServer{}
+}
+
+// tryStartRDP starts Xvfb and freerdp-shadow-cli on it; on failure it
+// stops both and returns the server's output.
+func tryStartRDP(t *testing.T, colour string) (rdpServer, string, bool) {
+	t.Helper()
 	dir := t.TempDir()
 	r, w, _ := os.Pipe()
 	xvfb := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1024x768x24", "-nolisten", "tcp")
@@ -35,14 +54,16 @@ func startRDP(t *testing.T, colour string) rdpServer {
 		t.Fatal(err)
 	}
 	w.Close()
-	t.Cleanup(func() { xvfb.Process.Kill(); xvfb.Wait() })
+	stopX := func() { xvfb.Process.Kill(); xvfb.Wait() }
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if err != nil {
-		t.Fatalf("Xvfb did not report its display: %v", err)
+		stopX()
+		return rdpServer{}, "Xvfb did not report its display: " + err.Error(), false
 	}
 	display := ":" + strings.TrimSpace(line)
 	if out, err := exec.Command("xsetroot", "-display", display, "-solid", colour).CombinedOutput(); err != nil {
-		t.Fatalf("xsetroot: %v %s", err, out)
+		stopX()
+		return rdpServer{}, fmt.Sprintf("xsetroot: %v %s", err, out), false
 	}
 	sam, err := exec.Command("winpr-hash", "-u", "test", "-p", "test", "-f", "sam").Output()
 	if err != nil {
@@ -58,9 +79,27 @@ func startRDP(t *testing.T, colour string) rdpServer {
 	if err := shadow.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { shadow.Process.Kill(); shadow.Wait() })
-	waitPort(t, port, "freerdp-shadow-cli", &logs.Buffer)
-	return rdpServer{Port: port, Display: display}
+	exited := make(chan struct{})
+	go func() { shadow.Wait(); close(exited) }()
+	stop := func() { shadow.Process.Kill(); <-exited; stopX() }
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			stopX()
+			return rdpServer{}, logs.String(), false
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return rdpServer{}, logs.String(), false
+		}
+	}
+	t.Cleanup(stop)
+	return rdpServer{Port: port, Display: display}, "", true
 }
 
 func TestRDPSessionInTheBrowser(t *testing.T) {

@@ -76,6 +76,11 @@ func TestOriginRefused(t *testing.T) {
 	ws := rs.mustDial(t) // the allowed origin gets through
 	ws.Close()
 	rs.waitSession(t)
+	// The backend counts in its own goroutine, which may run after the
+	// session ended: wait for the allowed connection to show up.
+	for deadline := time.Now().Add(10 * time.Second); reached.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if reached.Load() != 1 {
 		t.Fatalf("backend saw %d connections, want only the allowed one", reached.Load())
 	}
