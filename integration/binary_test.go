@@ -41,7 +41,7 @@ func TestBinaryForegroundRunCLIAndSIGTERM(t *testing.T) {
 	port := freePort(t)
 	cmd := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:"+strconv.Itoa(port),
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"--dns-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		"--dns-addr", "127.0.0.1:0")
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {

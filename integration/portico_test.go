@@ -86,7 +86,7 @@ func tryStartPortico(t *testing.T) (*portico, string, bool) {
 	port := freePort(t)
 	cmd := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:"+strconv.Itoa(port),
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"--dns-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		"--dns-addr", "127.0.0.1:0")
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
 	out, _ := cmd.StdoutPipe()

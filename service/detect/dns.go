@@ -130,16 +130,9 @@ func (r *Responder) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // Start binds addr over UDP and TCP and serves until Stop. With port 0 the
 // TCP socket takes the port the UDP socket got.
 func (r *Responder) Start(addr string) error {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, tcpAddr, err := listenBoth(addr)
 	if err != nil {
-		return fmt.Errorf("listen DNS (UDP) on %s: %w", addr, err)
-	}
-	host, _, _ := net.SplitHostPort(addr)
-	tcpAddr := net.JoinHostPort(host, fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port))
-	ln, err := net.Listen("tcp", tcpAddr)
-	if err != nil {
-		pc.Close()
-		return fmt.Errorf("listen DNS (TCP) on %s: %w", tcpAddr, err)
+		return err
 	}
 	udp := &dns.Server{PacketConn: pc, Handler: r, UDPSize: dns.DefaultMsgSize}
 	tcp := &dns.Server{Listener: ln, Handler: r, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 5 * time.Second }}
@@ -177,6 +170,35 @@ func (r *Responder) Stop(ctx context.Context) {
 	for _, s := range servers {
 		if err := s.ShutdownContext(ctx); err != nil {
 			r.log.Debug("detect DNS: shutdown", "err", err)
+		}
+	}
+}
+
+// listenBoth opens UDP and TCP on the same port. With port 0 the UDP
+// socket picks one, and TCP may find that number taken (outgoing
+// connections use the same range), so a few other picks are tried.
+func listenBoth(addr string) (net.PacketConn, net.Listener, string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("DNS listen address %q: %w", addr, err)
+	}
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	for i := 1; ; i++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("listen DNS (UDP) on %s: %w", addr, err)
+		}
+		tcpAddr := net.JoinHostPort(host, fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port))
+		ln, err := net.Listen("tcp", tcpAddr)
+		if err == nil {
+			return pc, ln, tcpAddr, nil
+		}
+		pc.Close()
+		if i >= tries {
+			return nil, nil, "", fmt.Errorf("listen DNS (TCP) on %s: %w", tcpAddr, err)
 		}
 	}
 }
