@@ -86,7 +86,7 @@ package: deps-gui assets
 
 .PHONY: package-windows
 
-## package-windows: dist/portico-<version>-windows-amd64.zip (service, GUI via MinGW, client, install.ps1)
+## package-windows: dist/portico-<version>-windows-amd64.zip (service, GUI via MinGW, client, install.ps1) and -setup.exe (NSIS)
 package-windows: assets
 	@scripts/deps.sh gui
 	VERSION=$(VERSION) installer/build-windows.sh

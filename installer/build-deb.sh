@@ -51,7 +51,7 @@ CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$root/usr/bin/portico-c
 CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o "$root/usr/bin/portico-admin" ./app
 # Client builds the gateway offers for download (postinst links
 # /var/lib/portico/clients here).
-ln -s /usr/bin/portico-client "$root/usr/share/portico/clients/portico-client"
+ln -s ../../../bin/portico-client "$root/usr/share/portico/clients/portico-client"
 CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build -trimpath -ldflags "$ldflags" \
 	-o "$root/usr/share/portico/clients/portico-client.exe" ./client
 chmod 0644 "$root/usr/share/portico/clients/portico-client.exe"
@@ -62,6 +62,12 @@ install -m 0644 "$here/deb/io.portico.admin.policy" "$root/usr/share/polkit-1/ac
 install -m 0644 assets/icon.png "$root/usr/share/icons/hicolor/256x256/apps/io.portico.admin.png"
 install -m 0644 README.md "$root/usr/share/doc/portico/README.md"
 install -m 0644 "$here/deb/copyright" "$root/usr/share/doc/portico/copyright"
+install -D -m 0644 "$here/deb/lintian-overrides" "$root/usr/share/lintian/overrides/portico"
+# A native package's changelog: this build, dated by its commit so
+# rebuilding the same commit gives the same file.
+when=$(date -R -u -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)")
+printf 'portico (%s) unstable; urgency=medium\n\n  * Built from %s.\n\n -- Portico maintainers <portico@portico.invalid>  %s\n' \
+	"$DEB_VERSION" "$VERSION" "$when" | gzip -9n >"$root/usr/share/doc/portico/changelog.gz"
 
 # Man pages are the programs' own --help, so they cannot drift apart.
 man_page() {

@@ -58,7 +58,7 @@ func buildOldGateway(t *testing.T, ctx context.Context) string {
 }
 
 func TestDebPackage(t *testing.T) {
-	for _, c := range [][2]string{{"dpkg-deb", "dpkg"}, {"fakeroot", "fakeroot"}, {"git", "git"}, {"systemd-analyze", "systemd"}, {"useradd", "passwd"}, {"deb-systemd-helper", "init-system-helpers"}} {
+	for _, c := range [][2]string{{"dpkg-deb", "dpkg"}, {"fakeroot", "fakeroot"}, {"git", "git"}, {"systemd-analyze", "systemd"}, {"useradd", "passwd"}, {"deb-systemd-helper", "init-system-helpers"}, {"lintian", "lintian"}} {
 		need(t, c[0], c[1])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
@@ -90,6 +90,8 @@ func checkContents(t *testing.T, ctx context.Context, deb string) {
 		"./usr/share/man/man1/portico-admin.1.gz":                     "-rw-r--r--",
 		"./usr/share/man/man1/portico-client.1.gz":                    "-rw-r--r--",
 		"./usr/share/doc/portico/copyright":                           "-rw-r--r--",
+		"./usr/share/doc/portico/changelog.gz":                        "-rw-r--r--",
+		"./usr/share/lintian/overrides/portico":                       "-rw-r--r--",
 	}
 	listing := run(t, ctx, "", nil, "dpkg-deb", "--contents", deb)
 	seen := map[string]bool{}
@@ -173,6 +175,15 @@ func checkContents(t *testing.T, ctx context.Context, deb string) {
 		owner = strings.TrimSpace(owner)
 		if owner == "" || !regexp.MustCompile(`(^|[ ,])`+regexp.QuoteMeta(owner)+`($|[ ,(])`).MatchString(depends) {
 			t.Errorf("portico-admin needs %s (package %q), which Depends: %s does not list", lib, owner, depends)
+		}
+	}
+
+	// Debian's own checks: no errors or warnings beyond the documented
+	// overrides (usr/share/lintian/overrides/portico).
+	lint, _ := exec.CommandContext(ctx, "lintian", "--tag-display-limit", "0", deb).CombinedOutput()
+	for _, line := range strings.Split(string(lint), "\n") {
+		if strings.HasPrefix(line, "E: ") || strings.HasPrefix(line, "W: ") {
+			t.Errorf("lintian: %s", line)
 		}
 	}
 

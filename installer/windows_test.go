@@ -17,11 +17,12 @@ func TestWindowsZip(t *testing.T) {
 	need(t, "x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64")
 	need(t, "zip", "zip")
 	need(t, "file", "file")
+	need(t, "makensis", "nsis")
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	version := "0.9.0-wintest"
 	dist := t.TempDir()
-	out := run(t, ctx, repoRoot(t), []string{"VERSION=" + version, "DIST=" + dist}, "installer/build-windows.sh")
+	out := run(t, ctx, repoRoot(t), []string{"VERSION=" + version, "DIST=" + dist, "NSIS_COMPRESSOR=zlib"}, "installer/build-windows.sh")
 	zipPath := filepath.Join(dist, "portico-"+version+"-windows-amd64.zip")
 	if !strings.Contains(out, filepath.Base(zipPath)) {
 		t.Errorf("build-windows.sh printed %q, want the zip's name %s", out, filepath.Base(zipPath))
@@ -107,6 +108,12 @@ func TestWindowsZip(t *testing.T) {
 		if !strings.Contains(uninstall, w) {
 			t.Errorf("uninstall.ps1 lacks %q", w)
 		}
+	}
+
+	// setup.exe is the NSIS wrapper that runs the same install.ps1.
+	setup := strings.TrimSuffix(zipPath, ".zip") + "-setup.exe"
+	if got := run(t, ctx, "", nil, "file", "-b", setup); !strings.Contains(got, "Nullsoft Installer self-extracting archive") {
+		t.Errorf("file %s: %q, want an NSIS installer", filepath.Base(setup), got)
 	}
 
 	// The Windows builds of the pure-Go programs pass go vet.
