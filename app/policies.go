@@ -388,25 +388,7 @@ func (f *ruleForm) read(base config.ClientPolicy) config.ClientPolicy {
 
 // showErrors puts each error at its field ("networks[1]" at networks).
 func (f *ruleForm) showErrors(es map[string]string) {
-	for _, t := range f.errs {
-		t.Text = ""
-		t.Hide()
-	}
-	var rest []string
-	for path, m := range es {
-		field, _, _ := strings.Cut(path, "[")
-		t, ok := f.errs[field]
-		if !ok {
-			rest = append(rest, path+": "+m)
-			continue
-		}
-		if t.Text != "" {
-			m = t.Text + "; " + m
-		}
-		t.Text = m
-		t.Show()
-		t.Refresh()
-	}
+	rest := placeFieldErrors(f.errs, es)
 	f.other.SetText(strings.Join(rest, "\n"))
 }
 

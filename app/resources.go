@@ -261,25 +261,7 @@ func (f *resourceForm) body(cur config.Resource) (map[string]any, map[string]str
 // showErrors puts each error under its field ("users[1]" under users)
 // and the rest, with msg, at the bottom.
 func (f *resourceForm) showErrors(msg string, fields map[string]string) {
-	for _, t := range f.fieldErrs {
-		t.Text = ""
-		t.Hide()
-	}
-	var rest []string
-	for path, m := range fields {
-		field, _, _ := strings.Cut(path, "[")
-		t, ok := f.fieldErrs[field]
-		if !ok {
-			rest = append(rest, path+": "+m)
-			continue
-		}
-		if t.Text != "" {
-			m = t.Text + "; " + m
-		}
-		t.Text = m
-		t.Show()
-		t.Refresh()
-	}
+	rest := placeFieldErrors(f.fieldErrs, fields)
 	f.errs.SetText(strings.TrimSpace(msg + "\n" + strings.Join(rest, "\n")))
 }
 
@@ -333,4 +315,30 @@ func pinName(p config.Protocol) string {
 		return "certificate"
 	}
 	return "host key"
+}
+
+// placeFieldErrors shows each API field error under its field's text
+// ("users[1]" under users), clears the others, and returns the errors
+// that have no field in the form, as "path: message".
+func placeFieldErrors(under map[string]*canvas.Text, fields map[string]string) []string {
+	for _, t := range under {
+		t.Text = ""
+		t.Hide()
+	}
+	var rest []string
+	for path, m := range fields {
+		field, _, _ := strings.Cut(path, "[")
+		t, ok := under[field]
+		if !ok {
+			rest = append(rest, path+": "+m)
+			continue
+		}
+		if t.Text != "" {
+			m = t.Text + "; " + m
+		}
+		t.Text = m
+		t.Show()
+		t.Refresh()
+	}
+	return rest
 }
