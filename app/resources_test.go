@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"portico/internal/testserver"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,25 +17,11 @@ import (
 // rfbServer is a loopback listener that greets like a VNC server.
 func rfbServer(t *testing.T) (host, port string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.Write([]byte("RFB 003.008\n"))
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	host, port, _ = net.SplitHostPort(l.Addr().String())
+	addr := testserver.Serve(t, func(c net.Conn) {
+		c.Write([]byte("RFB 003.008\n"))
+		io.Copy(io.Discard, c)
+	})
+	host, port, _ = net.SplitHostPort(addr)
 	return host, port
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"portico/internal/testserver"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,27 +20,7 @@ import (
 )
 
 // serve starts a loopback TCP server that runs answer on each connection.
-func serve(t *testing.T, answer func(net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				answer(c)
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
+func serve(t *testing.T, answer func(net.Conn)) string { return testserver.Serve(t, answer) }
 
 // closedPort is a loopback port nothing listens on.
 func closedPort(t *testing.T) string {

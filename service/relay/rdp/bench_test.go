@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"portico/internal/testserver"
 	"strings"
 	"testing"
 
@@ -23,34 +24,19 @@ const benchChunk = 64 << 10
 // the X.224 request with a TLS confirm, does the TLS handshake, then
 // writes benchChunk blocks until the connection closes.
 func streamingHost(b *testing.B, tlsCfg *tls.Config) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
-	go func() {
+	return testserver.Serve(b, func(c net.Conn) {
+		if _, err := ReadTPKT(c, 1024); err != nil {
+			return
+		}
+		c.Write(BuildConnectionConfirm(true, ProtocolSSL))
+		tc := tls.Server(c, tlsCfg)
+		block := make([]byte, benchChunk)
 		for {
-			c, err := l.Accept()
-			if err != nil {
+			if _, err := tc.Write(block); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				if _, err := ReadTPKT(c, 1024); err != nil {
-					return
-				}
-				c.Write(BuildConnectionConfirm(true, ProtocolSSL))
-				tc := tls.Server(c, tlsCfg)
-				block := make([]byte, benchChunk)
-				for {
-					if _, err := tc.Write(block); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return l.Addr().String()
+	})
 }
 
 // BenchmarkRDPDownload measures host→browser bytes through the
