@@ -297,6 +297,13 @@ func checkLifecycle(t *testing.T, ctx context.Context, oldDeb, newDeb, newVersio
 		t.Errorf("certificate before %q, after the upgrade %q: the stored certificate was not kept", beforeCert.SHA256, afterCert.SHA256)
 	}
 
+	// The gateway's own "install" refuses to shadow the packaged unit with
+	// an unhardened root one in /etc/systemd/system.
+	if out, err := r.command(ctx, nil, "portico-gateway", "install").CombinedOutput(); err == nil || !strings.Contains(string(out), "already installed the service") {
+		t.Errorf("portico-gateway install on top of the package: %v\n%s", err, out)
+	}
+	r.run(t, ctx, "test", "!", "-e", "/etc/systemd/system/portico-gateway.service")
+
 	// Remove keeps the data and the user; the programs go.
 	r.run(t, ctx, "dpkg", "--remove", "portico")
 	r.run(t, ctx, "test", "!", "-e", "/usr/bin/portico-gateway")

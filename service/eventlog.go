@@ -76,3 +76,18 @@ func eventLogger(svc service.Service, level string, fallback *slog.Logger) *slog
 	}
 	return slog.New(newEventLogHandler(sink, parseLevel(level)))
 }
+
+// eventLogWriter sends what the gateway prints for the admin (the
+// first-run password, the listening addresses) to the service manager's
+// log as information events: a Windows service's stdout goes nowhere.
+type eventLogWriter struct{ sink service.Logger }
+
+// Write implements io.Writer; one Write is one event.
+func (w eventLogWriter) Write(p []byte) (int, error) {
+	if msg := strings.TrimSpace(string(p)); msg != "" {
+		if err := w.sink.Info(msg); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}

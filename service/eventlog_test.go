@@ -48,3 +48,13 @@ func TestParseLevel(t *testing.T) {
 		}
 	}
 }
+
+func TestEventLogWriterOneEventPerWrite(t *testing.T) {
+	rec := &recordingLog{}
+	w := eventLogWriter{rec}
+	fmt.Fprintf(w, "\nFirst run: sign in to the User Portal as\n  user:     admin\n  password: %s\n\n", "s3cret")
+	fmt.Fprint(w, "  \n")
+	if len(rec.events) != 1 || !strings.HasPrefix(rec.events[0], "info: First run:") || !strings.HasSuffix(rec.events[0], "password: s3cret") {
+		t.Errorf("event log got %q", rec.events)
+	}
+}

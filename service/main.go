@@ -122,6 +122,15 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd == "run" && runtime.GOOS == "windows" && !service.Interactive() {
 		p.log = eventLogger(svc, f.logLevel, p.log)
+		if sink, err := svc.Logger(nil); err == nil {
+			p.out = eventLogWriter{sink} // the first-run password and listen addresses
+		}
+	}
+	if cmd == "install" {
+		if unit := packagedUnit(); unit != "" {
+			fmt.Fprintf(stderr, "install: the Portico package already installed the service (%s): use systemctl enable --now portico-gateway, or portico-gateway start\n", unit)
+			return 1
+		}
 	}
 	if cmd == "run" {
 		if err := runForeground(svc, p); err != nil {
@@ -131,6 +140,21 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return control(svc, cmd, stdout, stderr)
+}
+
+// packagedUnit returns the path of the Debian package's systemd unit, or
+// "" when there is none. An "install" on top would write a second,
+// unhardened root unit to /etc/systemd/system that shadows it.
+func packagedUnit() string {
+	if runtime.GOOS != "linux" {
+		return ""
+	}
+	for _, p := range []string{"/lib/systemd/system/portico-gateway.service", "/usr/lib/systemd/system/portico-gateway.service"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
