@@ -187,11 +187,18 @@ func checkContents(t *testing.T, ctx context.Context, deb string) {
 		}
 	}
 
-	// The man pages carry the gateway's own help.
-	man := run(t, ctx, "", nil, "sh", "-c", `gzip -dc "$1"`, "sh", filepath.Join(x, "usr/share/man/man8/portico-gateway.8.gz"))
-	for _, w := range []string{".TH PORTICO-GATEWAY 8", "portico-gateway install", "-data-dir"} {
-		if !strings.Contains(man, w) {
-			t.Errorf("portico-gateway(8) lacks %q:\n%s", w, man)
+	// The man pages carry the programs' own help, and nothing else.
+	for _, m := range []struct{ page, want string }{
+		{"man8/portico-gateway.8.gz", "portico-gateway install"},
+		{"man1/portico-admin.1.gz", "-gateway-binary"},
+		{"man1/portico-client.1.gz", "portico-client version"},
+	} {
+		man := run(t, ctx, "", nil, "sh", "-c", `gzip -dc "$1"`, "sh", filepath.Join(x, "usr/share/man", m.page))
+		if !strings.Contains(man, m.want) || !strings.HasPrefix(man, ".TH PORTICO-") {
+			t.Errorf("%s lacks %q:\n%s", m.page, m.want, man)
+		}
+		if strings.Contains(man, "Fyne error") || strings.Contains(man, "/tmp/") {
+			t.Errorf("%s has log noise or build paths in it:\n%s", m.page, man)
 		}
 	}
 }
