@@ -225,7 +225,17 @@ func checkLifecycle(t *testing.T, ctx context.Context, oldDeb, newDeb, newVersio
 	oldIn, newIn := r.copyIn(t, oldDeb), r.copyIn(t, newDeb)
 
 	// Fresh install: user, data directory, enabled unit, client downloads.
+	// A file left by a gateway that ran as root before is handed over.
+	if err := os.MkdirAll(r.path(dataDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.path(dataDir+"/left-by-root"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r.run(t, ctx, "dpkg", "-i", oldIn)
+	if got := strings.TrimSpace(r.run(t, ctx, "stat", "-c", "%U", dataDir+"/left-by-root")); got != "portico" {
+		t.Errorf("a file already in %s belongs to %s after install, want portico", dataDir, got)
+	}
 	passwd := strings.Split(strings.TrimSpace(r.run(t, ctx, "getent", "passwd", "portico")), ":")
 	if len(passwd) != 7 {
 		t.Fatalf("getent passwd portico = %v", passwd)
