@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"debug/elf"
+	"encoding/xml"
 	"fmt"
 	"net"
 	"net/http"
@@ -58,7 +59,7 @@ func buildOldGateway(t *testing.T, ctx context.Context) string {
 }
 
 func TestDebPackage(t *testing.T) {
-	for _, c := range [][2]string{{"dpkg-deb", "dpkg"}, {"fakeroot", "fakeroot"}, {"git", "git"}, {"systemd-analyze", "systemd"}, {"useradd", "passwd"}, {"deb-systemd-helper", "init-system-helpers"}, {"lintian", "lintian"}} {
+	for _, c := range [][2]string{{"dpkg-deb", "dpkg"}, {"fakeroot", "fakeroot"}, {"git", "git"}, {"systemd-analyze", "systemd"}, {"useradd", "passwd"}, {"deb-systemd-helper", "init-system-helpers"}, {"lintian", "lintian"}, {"desktop-file-validate", "desktop-file-utils"}} {
 		need(t, c[0], c[1])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
@@ -178,6 +179,17 @@ func checkContents(t *testing.T, ctx context.Context, deb string) {
 		}
 	}
 
+	// The menu entry starts the GUI through pkexec with the polkit action
+	// that lets exactly that program open a window as root.
+	desktop := filepath.Join(x, "usr/share/applications/io.portico.admin.desktop")
+	if out := run(t, ctx, "", nil, "desktop-file-validate", desktop); out != "" {
+		t.Errorf("desktop-file-validate: %s", out)
+	}
+	if d := readFile(t, desktop); !strings.Contains(d, "\nExec=pkexec /usr/bin/portico-admin\n") || !strings.Contains(d, "\nIcon=io.portico.admin\n") {
+		t.Errorf("desktop entry does not start /usr/bin/portico-admin through pkexec with the packaged icon:\n%s", d)
+	}
+	checkPolkit(t, readFile(t, filepath.Join(x, "usr/share/polkit-1/actions/io.portico.admin.policy")))
+
 	// Debian's own checks: no errors or warnings beyond the documented
 	// overrides (usr/share/lintian/overrides/portico).
 	lint, _ := exec.CommandContext(ctx, "lintian", "--tag-display-limit", "0", deb).CombinedOutput()
@@ -199,6 +211,45 @@ func checkContents(t *testing.T, ctx context.Context, deb string) {
 		}
 		if strings.Contains(man, "Fyne error") || strings.Contains(man, "/tmp/") {
 			t.Errorf("%s has log noise or build paths in it:\n%s", m.page, man)
+		}
+	}
+}
+
+// checkPolkit parses the polkit action: pkexec needs its exec.path to be
+// the program it runs and allow_gui to keep DISPLAY; only admins may run it.
+func checkPolkit(t *testing.T, policy string) {
+	t.Helper()
+	var doc struct {
+		Actions []struct {
+			ID       string `xml:"id,attr"`
+			Defaults struct {
+				Any      string `xml:"allow_any"`
+				Inactive string `xml:"allow_inactive"`
+				Active   string `xml:"allow_active"`
+			} `xml:"defaults"`
+			Annotate []struct {
+				Key   string `xml:"key,attr"`
+				Value string `xml:",chardata"`
+			} `xml:"annotate"`
+		} `xml:"action"`
+	}
+	if err := xml.Unmarshal([]byte(policy), &doc); err != nil {
+		t.Fatalf("polkit action: %v", err)
+	}
+	if len(doc.Actions) != 1 || doc.Actions[0].ID != "io.portico.admin.run" {
+		t.Fatalf("polkit actions %+v, want io.portico.admin.run", doc.Actions)
+	}
+	a := doc.Actions[0]
+	notes := map[string]string{}
+	for _, n := range a.Annotate {
+		notes[n.Key] = n.Value
+	}
+	if notes["org.freedesktop.policykit.exec.path"] != "/usr/bin/portico-admin" || notes["org.freedesktop.policykit.exec.allow_gui"] != "true" {
+		t.Errorf("polkit annotations %v: pkexec would not run /usr/bin/portico-admin with a display", notes)
+	}
+	for _, d := range []string{a.Defaults.Any, a.Defaults.Inactive, a.Defaults.Active} {
+		if !strings.HasPrefix(d, "auth_admin") {
+			t.Errorf("polkit defaults %+v: every case must ask for an administrator", a.Defaults)
 		}
 	}
 }
