@@ -77,7 +77,8 @@ man_page() {
 			"${name^^}" "$section" "$DEB_VERSION" "$name" "$summary"
 		# The help text goes out verbatim: escape backslashes and
 		# lines that troff would read as requests.
-		{ "$bin" --help 2>&1 || true; } | sed -e 's/\\/\\e/g' -e 's/^[.'"'"']/\\\&&/' -e "s|$root||g"
+		# (A set locale: Fyne logs an error about "C" otherwise.)
+		{ LC_ALL=en_US.UTF-8 "$bin" --help 2>&1 || true; } | sed -e 's/\\/\\e/g' -e 's/^[.'"'"']/\\\&&/' -e "s|$root||g"
 		printf '.fi\n'
 	} | gzip -9n >"$root/usr/share/man/man$section/$name.$section.gz"
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"debug/elf"
+	"encoding/xml"
 	"fmt"
 	"net"
 	"net/http"
@@ -58,7 +59,7 @@ func buildOldGateway(t *testing.T, ctx context.Context) string {
 }
 
 func TestDebPackage(t *testing.T) {
-	for _, c := range [][2]string{{"dpkg-deb", "dpkg"}, {"fakeroot", "fakeroot"}, {"git", "git"}, {"systemd-analyze", "systemd"}, {"useradd", "passwd"}, {"deb-systemd-helper", "init-system-helpers"}, {"lintian", "lintian"}} {
+	for _, c := range [][2]string{{"dpkg-deb", "dpkg"}, {"fakeroot", "fakeroot"}, {"git", "git"}, {"systemd-analyze", "systemd"}, {"useradd", "passwd"}, {"deb-systemd-helper", "init-system-helpers"}, {"lintian", "lintian"}, {"desktop-file-validate", "desktop-file-utils"}} {
 		need(t, c[0], c[1])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
@@ -178,6 +179,17 @@ func checkContents(t *testing.T, ctx context.Context, deb string) {
 		}
 	}
 
+	// The menu entry starts the GUI through pkexec with the polkit action
+	// that lets exactly that program open a window as root.
+	desktop := filepath.Join(x, "usr/share/applications/io.portico.admin.desktop")
+	if out := run(t, ctx, "", nil, "desktop-file-validate", desktop); out != "" {
+		t.Errorf("desktop-file-validate: %s", out)
+	}
+	if d := readFile(t, desktop); !strings.Contains(d, "\nExec=pkexec /usr/bin/portico-admin\n") || !strings.Contains(d, "\nIcon=io.portico.admin\n") {
+		t.Errorf("desktop entry does not start /usr/bin/portico-admin through pkexec with the packaged icon:\n%s", d)
+	}
+	checkPolkit(t, readFile(t, filepath.Join(x, "usr/share/polkit-1/actions/io.portico.admin.policy")))
+
 	// Debian's own checks: no errors or warnings beyond the documented
 	// overrides (usr/share/lintian/overrides/portico).
 	lint, _ := exec.CommandContext(ctx, "lintian", "--tag-display-limit", "0", deb).CombinedOutput()
@@ -187,11 +199,57 @@ func checkContents(t *testing.T, ctx context.Context, deb string) {
 		}
 	}
 
-	// The man pages carry the gateway's own help.
-	man := run(t, ctx, "", nil, "sh", "-c", `gzip -dc "$1"`, "sh", filepath.Join(x, "usr/share/man/man8/portico-gateway.8.gz"))
-	for _, w := range []string{".TH PORTICO-GATEWAY 8", "portico-gateway install", "-data-dir"} {
-		if !strings.Contains(man, w) {
-			t.Errorf("portico-gateway(8) lacks %q:\n%s", w, man)
+	// The man pages carry the programs' own help, and nothing else.
+	for _, m := range []struct{ page, want string }{
+		{"man8/portico-gateway.8.gz", "portico-gateway install"},
+		{"man1/portico-admin.1.gz", "-gateway-binary"},
+		{"man1/portico-client.1.gz", "portico-client version"},
+	} {
+		man := run(t, ctx, "", nil, "sh", "-c", `gzip -dc "$1"`, "sh", filepath.Join(x, "usr/share/man", m.page))
+		if !strings.Contains(man, m.want) || !strings.HasPrefix(man, ".TH PORTICO-") {
+			t.Errorf("%s lacks %q:\n%s", m.page, m.want, man)
+		}
+		if strings.Contains(man, "Fyne error") || strings.Contains(man, "/tmp/") {
+			t.Errorf("%s has log noise or build paths in it:\n%s", m.page, man)
+		}
+	}
+}
+
+// checkPolkit parses the polkit action: pkexec needs its exec.path to be
+// the program it runs and allow_gui to keep DISPLAY; only admins may run it.
+func checkPolkit(t *testing.T, policy string) {
+	t.Helper()
+	var doc struct {
+		Actions []struct {
+			ID       string `xml:"id,attr"`
+			Defaults struct {
+				Any      string `xml:"allow_any"`
+				Inactive string `xml:"allow_inactive"`
+				Active   string `xml:"allow_active"`
+			} `xml:"defaults"`
+			Annotate []struct {
+				Key   string `xml:"key,attr"`
+				Value string `xml:",chardata"`
+			} `xml:"annotate"`
+		} `xml:"action"`
+	}
+	if err := xml.Unmarshal([]byte(policy), &doc); err != nil {
+		t.Fatalf("polkit action: %v", err)
+	}
+	if len(doc.Actions) != 1 || doc.Actions[0].ID != "io.portico.admin.run" {
+		t.Fatalf("polkit actions %+v, want io.portico.admin.run", doc.Actions)
+	}
+	a := doc.Actions[0]
+	notes := map[string]string{}
+	for _, n := range a.Annotate {
+		notes[n.Key] = n.Value
+	}
+	if notes["org.freedesktop.policykit.exec.path"] != "/usr/bin/portico-admin" || notes["org.freedesktop.policykit.exec.allow_gui"] != "true" {
+		t.Errorf("polkit annotations %v: pkexec would not run /usr/bin/portico-admin with a display", notes)
+	}
+	for _, d := range []string{a.Defaults.Any, a.Defaults.Inactive, a.Defaults.Active} {
+		if !strings.HasPrefix(d, "auth_admin") {
+			t.Errorf("polkit defaults %+v: every case must ask for an administrator", a.Defaults)
 		}
 	}
 }
@@ -218,7 +276,17 @@ func checkLifecycle(t *testing.T, ctx context.Context, oldDeb, newDeb, newVersio
 	oldIn, newIn := r.copyIn(t, oldDeb), r.copyIn(t, newDeb)
 
 	// Fresh install: user, data directory, enabled unit, client downloads.
+	// A file left by a gateway that ran as root before is handed over.
+	if err := os.MkdirAll(r.path(dataDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.path(dataDir+"/left-by-root"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r.run(t, ctx, "dpkg", "-i", oldIn)
+	if got := strings.TrimSpace(r.run(t, ctx, "stat", "-c", "%U", dataDir+"/left-by-root")); got != "portico" {
+		t.Errorf("a file already in %s belongs to %s after install, want portico", dataDir, got)
+	}
 	passwd := strings.Split(strings.TrimSpace(r.run(t, ctx, "getent", "passwd", "portico")), ":")
 	if len(passwd) != 7 {
 		t.Fatalf("getent passwd portico = %v", passwd)

@@ -32,6 +32,9 @@ func TestGUIBundle(t *testing.T) {
 	if libs := neededLibs(t, filepath.Join(top, "usr/local/bin/portico-admin")); !strings.Contains(strings.Join(libs, " "), "libGL.so") {
 		t.Errorf("the bundled portico-admin links %v: not the Fyne (OpenGL) GUI", libs)
 	}
+	need(t, "desktop-file-validate", "desktop-file-utils")
+	// Errors fail (hints about FyneApp.toml's categories do not).
+	run(t, ctx, "", nil, "desktop-file-validate", filepath.Join(top, "usr/local/share/applications/io.portico.admin.desktop"))
 	desktop := readFile(t, filepath.Join(top, "usr/local/share/applications/io.portico.admin.desktop"))
 	for _, w := range []string{"Name=Portico Admin", "Exec=portico-admin", "Icon=io.portico.admin", "Categories=Network;System;"} {
 		if !strings.Contains(desktop, w+"\n") {
