@@ -93,9 +93,7 @@ func register(exe string, out io.Writer) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	fmt.Fprintln(out, "wrote", path)
-	if _, err := exec.LookPath("update-desktop-database"); err == nil {
-		exec.Command("update-desktop-database", dir).Run()
-	}
+	refreshMIMECache(dir)
 	if _, err := exec.LookPath("xdg-mime"); err != nil {
 		fmt.Fprintln(out, "xdg-mime not found (install xdg-utils): the desktop picks the handler from the MimeType line of", desktopFile)
 		return nil
@@ -119,6 +117,9 @@ func unregister(out io.Writer) error {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	fmt.Fprintln(out, "removed", path)
+	// register refreshed the MIME cache with our entry in it; xdg-mime
+	// reads that cache, so refresh it again without the entry.
+	refreshMIMECache(dir)
 	cfg, err := xdgDir("XDG_CONFIG_HOME", ".config")
 	if err != nil {
 		return err
@@ -163,4 +164,12 @@ func dropMimeDefault(path string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// refreshMIMECache rebuilds dir's mimeinfo.cache where desktop-file-utils
+// is installed; without it desktops read the entries themselves.
+func refreshMIMECache(dir string) {
+	if _, err := exec.LookPath("update-desktop-database"); err == nil {
+		exec.Command("update-desktop-database", dir).Run()
+	}
 }
