@@ -186,8 +186,8 @@ func TestCancelEndsPipe(t *testing.T) {
 	}
 }
 
-// TestPipeNoGoroutineLeak: 200 sessions ended in every way leave no
-// goroutine behind.
+// TestPipeNoGoroutineLeak: 1,000 sessions ended in every way leave no
+// goroutine and no file descriptor behind.
 func TestPipeNoGoroutineLeak(t *testing.T) {
 	backend := backendServer(t, func(c net.Conn) {
 		b := make([]byte, 1)
@@ -208,8 +208,9 @@ func TestPipeNoGoroutineLeak(t *testing.T) {
 	ws.Close()
 	rs.waitSession(t)
 	base := runtime.NumGoroutine()
+	baseFDs := openFDs(t)
 
-	const sessions = 200
+	const sessions = 1000
 	for i := range sessions {
 		ws := rs.mustDial(t)
 		msg := []byte{"eeq"[i%3]}
@@ -244,6 +245,26 @@ func TestPipeNoGoroutineLeak(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("goroutines: %d before, %d after %d sessions\n%s", base, n, sessions, buf[:runtime.Stack(buf, true)])
 	}
+	// Closed sockets leave the table when their goroutines have ended;
+	// the deadline only guards against a hang.
+	fds := openFDs(t)
+	for fds > baseFDs && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		fds = openFDs(t)
+	}
+	if fds > baseFDs {
+		t.Fatalf("file descriptors: %d before, %d after %d sessions", baseFDs, fds, sessions)
+	}
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("count file descriptors: %v", err)
+	}
+	return len(fds)
 }
 
 // TestPipeNetPipe: Pipe on plain in-memory connections, for what the
