@@ -342,3 +342,51 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("silent browser's session ended with %v, want a read deadline error", s.err)
 	}
 }
+
+// TestIdleSessionFootprint: an idle session runs on at most two relay
+// goroutines and holds no 64 KiB copy buffers. The process also holds the
+// test's client and backend ends (~100 KiB a session with them), so the
+// bound is the two copy buffers a session would hold alone if Pipe kept
+// them while idle (it did: ~230 KiB measured here then).
+func TestIdleSessionFootprint(t *testing.T) {
+	rs := newRelayServer(t, backendServer(t, echo), relayOptions{})
+	roundTrip := func(ws *websocket.Conn) {
+		if err := ws.WriteMessage(websocket.BinaryMessage, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := readN(ws, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heap := func() uint64 {
+		// Two collections empty sync.Pool's victim cache too.
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse + ms.StackInuse
+	}
+	warm := rs.mustDial(t) // lazily started runtime and TLS state
+	roundTrip(warm)
+	defer warm.Close()
+	g0, h0 := runtime.NumGoroutine(), heap()
+
+	const sessions = 100
+	for range sessions {
+		ws := rs.mustDial(t)
+		defer ws.Close()
+		roundTrip(ws)
+	}
+	g1, h1 := runtime.NumGoroutine(), heap()
+	// Per session: the relay's (handler + one Pipe goroutine) and the
+	// test backend's handler.
+	if per := float64(g1-g0) / sessions; per > 3 {
+		t.Errorf("%.2f goroutines per idle session, want at most 2 in the relay (3 with the test backend)", per)
+	}
+	if per := float64(int64(h1)-int64(h0)) / sessions; per >= 2*BufferSize {
+		t.Errorf("%.0f bytes per idle session, want less than two %d-byte copy buffers", per, BufferSize)
+	} else {
+		t.Logf("%.1f KiB heap+stack per idle session, client and backend ends included", per/1024)
+	}
+}
