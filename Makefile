@@ -68,6 +68,7 @@ build-windows: assets
 ## bench: relay and portal benchmarks
 bench: deps-test assets
 	go test -run '^$$' -bench . -benchmem ./service/...
+	go run ./bench -out bench/results.md
 
 ## lint: gofmt + go vet
 lint:

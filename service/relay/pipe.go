@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +41,11 @@ var copyBuffers = sync.Pool{New: func() any {
 // end (EOF, a normal WebSocket close, or a side closed by the caller), the
 // context's cause when ctx ended it, or the error of the direction that
 // failed, naming it.
+//
+// Pipe copies backend→browser in the calling goroutine and starts one
+// more for the other direction; ctx is watched with context.AfterFunc,
+// which costs no goroutine until ctx ends. With the caller's own, a
+// session thus runs on two goroutines (the 10,000-idle-sessions target).
 func Pipe(ctx context.Context, browser, backend io.ReadWriteCloser, c *Counters) error {
 	if c == nil {
 		c = new(Counters)
@@ -47,38 +53,74 @@ func Pipe(ctx context.Context, browser, backend io.ReadWriteCloser, c *Counters)
 	if c.Started.IsZero() {
 		c.Started = time.Now()
 	}
-	done := make(chan error, 2)
-	go func() { done <- copyDirection("browser→backend", backend, browser, &c.Up) }()
-	go func() { done <- copyDirection("backend→browser", browser, backend, &c.Down) }()
-
-	var first error
-	pending := 2
-	select {
-	case first = <-done:
-		pending--
-	case <-ctx.Done():
-		first = context.Cause(ctx)
+	var (
+		mu    sync.Mutex
+		first error
+		ended bool
+	)
+	// end records why the session ended, if it is the first to, and
+	// closes both sides: that unblocks the other direction's Read or
+	// Write, whose error is then a consequence, not news.
+	end := func(err error) {
+		mu.Lock()
+		if !ended {
+			ended, first = true, err
+		}
+		mu.Unlock()
+		_ = browser.Close()
+		_ = backend.Close()
 	}
-	// Closing both sides is what unblocks the other direction's Read or
-	// Write; their errors are consequences, not news.
-	_ = browser.Close()
-	_ = backend.Close()
-	for ; pending > 0; pending-- {
-		<-done
-	}
+	stop := context.AfterFunc(ctx, func() { end(context.Cause(ctx)) })
+	defer stop()
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		end(copyDirection("browser→backend", backend, browser, &c.Up))
+	}()
+	end(copyDirection("backend→browser", browser, backend, &c.Down))
+	<-upDone
+	mu.Lock()
+	defer mu.Unlock()
 	if errors.Is(first, net.ErrClosed) {
 		return nil
 	}
 	return first
 }
 
+// readWaiter is a source that can wait for input without a buffer of the
+// caller's, so an idle session holds no copy buffer.
+type readWaiter interface {
+	// waitReadable blocks until a Read would not block (or would fail).
+	waitReadable() error
+}
+
 // copyDirection copies src to dst with a pooled buffer, counting delivered
 // bytes in n. A clean end of src is nil.
+//
+// A source that can wait for input (Stream, TCP connections) is waited on
+// before the buffer is borrowed, and the buffer goes back to the pool once
+// the source has nothing more buffered: an idle session holds none.
 func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) error {
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
-	buf := *bp
+	w := waiterFor(src)
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			copyBuffers.Put(bp)
+		}
+	}()
 	for {
+		if w != nil {
+			if bp != nil {
+				copyBuffers.Put(bp)
+				bp = nil
+			}
+			// An error here is reported by the Read that follows.
+			_ = w.waitReadable()
+		}
+		if bp == nil {
+			bp = copyBuffers.Get().(*[]byte)
+		}
+		buf := *bp
 		r, rerr := src.Read(buf)
 		if r > 0 {
 			w, werr := dst.Write(buf[:r])
@@ -97,4 +139,30 @@ func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) e
 			return fmt.Errorf("relay %s: read: %w", name, rerr)
 		}
 	}
+}
+
+// waiterFor returns how to wait for src's input without a buffer, or nil
+// when src offers no way.
+func waiterFor(src io.Reader) readWaiter {
+	switch v := src.(type) {
+	case readWaiter:
+		return v
+	case *net.TCPConn:
+		if rc, err := v.SyscallConn(); err == nil {
+			return rawWaiter{rc}
+		}
+	}
+	return nil
+}
+
+// rawWaiter waits for a socket to become readable through the runtime's
+// poller, peeking at one byte so nothing is consumed.
+type rawWaiter struct{ rc syscall.RawConn }
+
+func (w rawWaiter) waitReadable() error {
+	var one [1]byte
+	return w.rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return err != syscall.EAGAIN
+	})
 }

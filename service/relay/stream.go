@@ -74,6 +74,20 @@ func (s *Stream) Read(p []byte) (int, error) {
 	return n, s.err
 }
 
+// waitReadable blocks until Read has payload or an error to return
+// without blocking, using only the Stream's own read buffer; Pipe calls it
+// before borrowing a copy buffer.
+func (s *Stream) waitReadable() error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.r.remain > 0 && s.r.br.Buffered() > 0 {
+		return nil
+	}
+	_, err := s.r.br.Peek(1)
+	return err
+}
+
 // readError turns a frameReader error into what Read reports, telling the
 // peer about a protocol error on the way.
 func (s *Stream) readError(err error) error {

@@ -1,0 +1,44 @@
+// Command bench is the relay performance harness run by `make bench`. It
+// starts every peer itself on 127.0.0.1 — loopback TCP source, sink and
+// echo servers; websockify (Debian's) over wss in front of them; Portico's
+// relay core (relay.NewUpgrader, NewStream, Pipe over real TLS) in a child
+// process of its own so its CPU and memory can be read from /proc — and
+// measures them in interleaved rounds against raw loopback TCP. It prints
+// one table with PASS/MISS per target and writes it to bench/results.md.
+//
+// It owns only measurement: it must not change the relay it measures, and
+// it sends traffic to 127.0.0.1 only.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+)
+
+func main() {
+	var cfg config
+	flag.IntVar(&cfg.rounds, "rounds", 5, "rounds of every throughput and latency measurement")
+	flag.Int64Var(&cfg.bytes, "mb", 256, "MiB moved per throughput measurement")
+	flag.IntVar(&cfg.rtts, "rtts", 2000, "64-byte round trips per latency measurement")
+	flag.IntVar(&cfg.idle, "idle", 10000, "idle wss sessions opened through Portico's relay")
+	flag.IntVar(&cfg.idlePeer, "idle-websockify", 200, "idle wss sessions opened through websockify (it forks a process per session)")
+	flag.StringVar(&cfg.out, "out", "bench/results.md", "markdown file the table is written to")
+	flag.StringVar(&cfg.rdpPkg, "rdp-pkg", "./service/relay/rdp/", "package with BenchmarkRDPDownload (RDCleanPath vs raw TCP)")
+	serve := flag.Bool("serve-relay", false, "internal: run Portico's relay server (the harness starts it)")
+	flag.Parse()
+	cfg.bytes <<= 20
+
+	if *serve {
+		if err := serveRelay(flag.Args()); err != nil {
+			slog.Error("relay server", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

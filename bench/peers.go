@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	// chunk is the write size of the source and of upload messages: what
+	// a busy remote desktop produces per read.
+	chunk = 64 << 10
+	// ackEvery is how many bytes the sink reads before it answers one
+	// byte, so an upload's end is seen through the relay under test.
+	ackEvery = 8 << 20
+)
+
+// backends are the loopback TCP servers every setup relays to.
+type backends struct {
+	source, sink, echo string
+	listeners          []net.Listener
+}
+
+func startBackends() (*backends, error) {
+	b := &backends{}
+	for _, s := range []struct {
+		addr  *string
+		serve func(net.Conn)
+	}{{&b.source, serveSource}, {&b.sink, serveSink}, {&b.echo, serveEcho}} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("listen backend: %w", err)
+		}
+		b.listeners = append(b.listeners, l)
+		*s.addr = l.Addr().String()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					s.serve(c)
+				}()
+			}
+		}()
+	}
+	return b, nil
+}
+
+func (b *backends) close() {
+	for _, l := range b.listeners {
+		l.Close()
+	}
+}
+
+// serveSource writes 64 KiB blocks until the connection breaks.
+func serveSource(c net.Conn) {
+	buf := make([]byte, chunk)
+	for {
+		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// serveSink discards what it reads and answers one byte per ackEvery.
+func serveSink(c net.Conn) {
+	buf := make([]byte, chunk)
+	var total int64
+	for {
+		n, err := c.Read(buf)
+		before := total / ackEvery
+		total += int64(n)
+		for range total/ackEvery - before {
+			if _, werr := c.Write([]byte{'k'}); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// serveEcho writes back what it reads.
+func serveEcho(c net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// writeCert writes a self-signed ECDSA certificate for 127.0.0.1 and its
+// key as PEM files in dir.
+func writeCert(dir string) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", fmt.Errorf("generate key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", fmt.Errorf("create certificate: %w", err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", fmt.Errorf("marshal key: %w", err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return "", "", fmt.Errorf("write certificate: %w", err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		return "", "", fmt.Errorf("write key: %w", err)
+	}
+	return certFile, keyFile, nil
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitListening waits until something accepts on addr.
+func waitListening(ctx context.Context, addr string) error {
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w", addr, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// startWebsockify starts Debian's websockify, wss only, in front of
+// target; it returns the process and its address.
+func startWebsockify(ctx context.Context, certFile, keyFile, target string) (*exec.Cmd, string, error) {
+	bin, err := exec.LookPath("websockify")
+	if err != nil {
+		return nil, "", fmt.Errorf("websockify not found (install the Debian package websockify): %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "--ssl-only", "--cert", certFile, "--key", keyFile, addr, target)
+	cmd.Stdout, cmd.Stderr = nil, nil
+	// SIGTERM makes websockify end its per-connection children too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start websockify: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := waitListening(wctx, addr); err != nil {
+		stop(cmd)
+		return nil, "", err
+	}
+	return cmd, addr, nil
+}
+
+// startRelay starts this program again as Portico's relay server and
+// returns it with its address.
+func startRelay(certFile, keyFile string, b *backends) (*exec.Cmd, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", fmt.Errorf("find own executable: %w", err)
+	}
+	cmd := exec.Command(self, "-serve-relay", certFile, keyFile, b.source, b.sink, b.echo)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", fmt.Errorf("relay stdout: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start relay: %w", err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop(cmd)
+		return nil, "", fmt.Errorf("read relay address: %w", err)
+	}
+	return cmd, strings.TrimSpace(line), nil
+}
+
+// stop ends a process the harness started and reaps it.
+func stop(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+}
