@@ -56,37 +56,58 @@ func startXvnc(t *testing.T, password, colour string) xvnc {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
+	// Other test packages start X servers at the same time: when Xvnc
+	// finds its display taken it exits, and the next display is tried.
+	var out *bytes.Buffer
 	n := 100 + os.Getpid()%40
-	for ; n < 400; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); os.IsNotExist(err) {
+	for started := false; !started; n++ {
+		for ; n < 400; n++ {
+			if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); os.IsNotExist(err) {
+				break
+			}
+		}
+		out = &bytes.Buffer{}
+		srv := exec.Command("Xvnc", fmt.Sprintf(":%d", n), "-rfbport", strconv.Itoa(port), "-localhost", "-SecurityTypes", "VncAuth",
+			"-PasswordFile", pw, "-geometry", "320x240", "-depth", "24", "-nolisten", "tcp")
+		srv.Stdout, srv.Stderr = out, out
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { srv.Wait(); close(exited) }()
+		deadline := time.Now().Add(15 * time.Second)
+		for !started {
+			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+				c.Close()
+				started = true
+				break
+			}
+			select {
+			case <-exited:
+			default:
+				if time.Now().After(deadline) {
+					srv.Process.Kill()
+					t.Fatalf("Xvnc did not start: %s", out.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			if n >= 399 {
+				t.Fatalf("Xvnc did not start on any display: %s", out.String())
+			}
 			break
 		}
-	}
-	var out bytes.Buffer
-	srv := exec.Command("Xvnc", fmt.Sprintf(":%d", n), "-rfbport", strconv.Itoa(port), "-localhost", "-SecurityTypes", "VncAuth",
-		"-PasswordFile", pw, "-geometry", "320x240", "-depth", "24", "-nolisten", "tcp")
-	srv.Stdout, srv.Stderr = &out, &out
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Process.Kill()
-		srv.Wait()
-		if t.Failed() {
-			t.Logf("Xvnc output:\n%s", out.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
+		if started {
+			log := out
+			t.Cleanup(func() {
+				srv.Process.Kill()
+				<-exited
+				if t.Failed() {
+					t.Logf("Xvnc output:\n%s", log.String())
+				}
+			})
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Xvnc did not start: %s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	d := fmt.Sprintf(":%d", n)
 	if out, err := exec.Command("xsetroot", "-display", d, "-solid", colour).CombinedOutput(); err != nil {
