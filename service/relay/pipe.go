@@ -8,7 +8,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -148,21 +147,7 @@ func waiterFor(src io.Reader) readWaiter {
 	case readWaiter:
 		return v
 	case *net.TCPConn:
-		if rc, err := v.SyscallConn(); err == nil {
-			return rawWaiter{rc}
-		}
+		return socketWaiter(v)
 	}
 	return nil
-}
-
-// rawWaiter waits for a socket to become readable through the runtime's
-// poller, peeking at one byte so nothing is consumed.
-type rawWaiter struct{ rc syscall.RawConn }
-
-func (w rawWaiter) waitReadable() error {
-	var one [1]byte
-	return w.rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return err != syscall.EAGAIN
-	})
 }
