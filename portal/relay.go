@@ -79,11 +79,19 @@ func (p *Portal) relaySession(w http.ResponseWriter, r *http.Request) (*Session,
 // assigned to the user, or of another protocol than the relay.
 var errNotGranted = errors.New("ticket for a resource that is gone, unassigned or of another protocol")
 
+// errNativeTicket refuses a native launch ticket on a browser relay.
+var errNativeTicket = errors.New("native launch ticket used for a browser session")
+
 // grant redeems a ticket for the session and checks its resource.
 func (p *Portal) grant(r *http.Request, s *Session, ticket string, proto config.Protocol) (*opened, error) {
 	t, err := p.tickets.Redeem(ticket, s.ID())
 	if err != nil {
 		return nil, err
+	}
+	// Native tickets live longer (the helper has to start); they open
+	// only the native tunnel.
+	if t.Native {
+		return nil, errNativeTicket
 	}
 	sn := snap(r)
 	res, ok := sn.Resource(t.Resource)

@@ -56,6 +56,9 @@ func (p *Portal) OpenTunnel(ctx context.Context, r tunnel.Request) (*tunnel.Open
 	if err != nil {
 		return nil, refuse("", err.Error(), fmt.Errorf("%v: open the resource again from the portal", err))
 	}
+	if !t.Native {
+		return nil, refuse(t.User, "a browser launch ticket on the native tunnel", errors.New("this launch ticket is for the browser: open the resource again from the portal"))
+	}
 	s := p.sessions.ByID(t.PortalSession)
 	if s == nil || !strings.EqualFold(s.User, t.User) {
 		return nil, refuse(t.User, "the portal sign-in of the ticket has ended", errors.New("your portal sign-in has ended: sign in again and open the resource again"))

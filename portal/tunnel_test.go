@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -333,5 +334,30 @@ func TestNativeAddr(t *testing.T) {
 		if got := NativeAddr(r, tc.nlb); got != tc.want {
 			t.Errorf("NativeAddr(%s, %+v) = %s, want %s", tc.host, tc.nlb, got, tc.want)
 		}
+	}
+}
+
+// Tickets are bound to their path: a browser ticket does not open the
+// native tunnel, and a native one (longer-lived) opens no browser relay.
+func TestTicketKindsDoNotCross(t *testing.T) {
+	n := newNativeEnv(t)
+	// alice's portal sign-in, as a redeemed native ticket names it.
+	probe, err := n.p.tickets.Redeem(n.ticket("echo"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := n.p.sessions.ByID(probe.PortalSession)
+	browserTk, err := n.p.tickets.Issue(Ticket{Resource: "echo", User: "alice", PortalSession: sess.ID(), Groups: []string{"staff"}}, TicketTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.dial(browserTk)
+	n.refusedWith(err, "this launch ticket is for the browser", "a browser launch ticket on the native tunnel")
+
+	nativeTk := n.ticket("echo")
+	req := httptest.NewRequest("GET", "/userportal/relay/ssh", nil)
+	req = req.WithContext(context.WithValue(req.Context(), keySnap, n.live.Load()))
+	if _, err := n.p.grant(req, sess, nativeTk, config.ProtocolSSH); !errors.Is(err, errNativeTicket) {
+		t.Fatalf("a native ticket on a browser relay: %v, want errNativeTicket", err)
 	}
 }
