@@ -190,18 +190,11 @@ func TestRDPClipboardServerToClientOnly(t *testing.T) {
 	// Ready state"), so give it time, and copy again if an early
 	// announcement was lost.
 	time.Sleep(3 * time.Second)
-	waitFor(t, 40*time.Second, "host clipboard text in the page", func() bool {
-		setServerClipboard(t, srv.Display, "from-the-host")
-		for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-			var got bool
-			c, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := chromedp.Run(c, chromedp.Evaluate(`document.getElementById('clip-remote')?.value === 'from-the-host'`, &got))
-			cancel()
-			if err == nil && got {
-				return true
-			}
-		}
-		return false
+	repeatUntil(t, "host clipboard text in the page", func() { setServerClipboard(t, srv.Display, "from-the-host") }, func() bool {
+		var got bool
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return chromedp.Run(c, chromedp.Evaluate(`document.getElementById('clip-remote')?.value === 'from-the-host'`, &got)) == nil && got
 	})
 
 	// Blocked: a page that sends its clipboard anyway does not reach the host.
@@ -227,15 +220,8 @@ func TestRDPClipboardClientToServerOnly(t *testing.T) {
 	// Allowed: the page's clipboard panel sends text to the host.
 	run(t, ctx, 10*time.Second, chromedp.Click(`#btn-clip`, chromedp.ByID), chromedp.SendKeys(`#clip-local`, "from-the-browser", chromedp.ByID))
 	// As above: send again until the clipboard channel has started.
-	waitFor(t, 40*time.Second, "browser clipboard text on the host", func() bool {
-		run(t, ctx, 10*time.Second, chromedp.Click(`#clip-send`, chromedp.ByID))
-		for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-			if xclip(srv.Display) == "from-the-browser" {
-				return true
-			}
-		}
-		return false
-	})
+	repeatUntil(t, "browser clipboard text on the host", func() { run(t, ctx, 10*time.Second, chromedp.Click(`#clip-send`, chromedp.ByID)) },
+		func() bool { return xclip(srv.Display) == "from-the-browser" })
 
 	// Blocked: the host's clipboard does not reach a page that listens anyway.
 	setServerClipboard(t, srv.Display, "host-secret")
@@ -274,4 +260,20 @@ func TestRDPClipboardDisabledRemovesTheChannel(t *testing.T) {
 	if got := xclip(srv.Display); got == "must-not-arrive" {
 		t.Fatal("clipboard text reached the host although the clipboard is disabled")
 	}
+}
+
+// repeatUntil does act, then polls done for a few seconds, and does act
+// again until done holds (40 s at most): a clipboard announcement made
+// while the channel is still starting is not resent by either side.
+func repeatUntil(t *testing.T, what string, act func(), done func() bool) {
+	t.Helper()
+	waitFor(t, 40*time.Second, what, func() bool {
+		act()
+		for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if done() {
+				return true
+			}
+		}
+		return false
+	})
 }
