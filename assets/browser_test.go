@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
+	"portico/internal/testbrowser"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +14,6 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // browserPage loads the three clients the way the portal does: ES modules
 // by their hashed URLs, relative imports inside them, the wasm fetched by
@@ -55,12 +53,6 @@ try {
 // and modules are decoded from the .br files build.mjs wrote.
 func TestBrowserLoadsClients(t *testing.T) {
 	s, _ := built(t)
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s: %v (install the apt package chromium)", chromiumPath, err)
-	}
-
-	profile := chromiumProfile(t)
-
 	var mu sync.Mutex
 	served := map[string]string{} // path → "<status> <Content-Encoding>"
 	mux := http.NewServeMux()
@@ -81,21 +73,7 @@ func TestBrowserLoadsClients(t *testing.T) {
 	srv := httptest.NewTLSServer(mux)
 	t.Cleanup(srv.Close)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("ignore-certificate-errors", true), // httptest's self-signed certificate
-		chromedp.UserDataDir(profile),
-	)
-	t.Cleanup(cancelAlloc)
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(cancelBrowser)
+	browser := testbrowser.Start(t)
 	// Generous, only so a wedged browser fails the test instead of hanging it.
 	ctx, cancelTimeout := context.WithTimeout(browser, 90*time.Second)
 	t.Cleanup(cancelTimeout)
@@ -140,27 +118,6 @@ func TestBrowserLoadsClients(t *testing.T) {
 			t.Errorf("%s: served %q to the browser, want \"200 br\" (all: %v)", logical, got, served)
 		}
 	}
-}
-
-// chromiumProfile returns a fresh --user-data-dir. Not t.TempDir: after
-// the allocator kills Chromium its helper processes can still write there
-// for a moment, which makes TempDir's strict removal fail the test, so
-// removal here is retried and a leftover is only logged.
-func chromiumProfile(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "portico-assets-chromium-")
-	if err != nil {
-		t.Fatalf("profile dir: %v", err)
-	}
-	t.Cleanup(func() {
-		for range 50 {
-			if err = os.RemoveAll(dir); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Logf("remove %s: %v", dir, err)
-	})
-	return dir
 }
 
 // statusRecorder remembers the status the handler wrote.

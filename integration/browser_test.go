@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"portico/internal/testbrowser"
 	"strings"
 	"testing"
 	"time"
@@ -14,43 +15,7 @@ import (
 )
 
 // browser starts a fresh headless Chromium (Debian's package) for the test.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	exe := need(t, "chromium", "chromium")
-	// Not t.TempDir: Chromium may still write its profile while exiting,
-	// which would fail the test's own cleanup.
-	profile, err := os.MkdirTemp("", "portico-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.WindowSize(1280, 800),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelC()
-		cancelA()
-		for i := 0; i < 20 && os.RemoveAll(profile) != nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
+func browser(t *testing.T) context.Context { return testbrowser.Start(t) }
 
 // run runs chromedp actions with a deadline.
 func run(t *testing.T, ctx context.Context, d time.Duration, actions ...chromedp.Action) {
