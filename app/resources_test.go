@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"portico/internal/testserver"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +11,8 @@ import (
 
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
+
+	"portico/internal/testserver"
 )
 
 // rfbServer is a loopback listener that greets like a VNC server.

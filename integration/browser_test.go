@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"portico/internal/testbrowser"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"portico/internal/testbrowser"
 )
 
 // browser starts a fresh headless Chromium (Debian's package) for the test.

@@ -9,12 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"portico/internal/testserver"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"portico/internal/testserver"
 	"portico/service/config"
 	"portico/service/relay/rdp"
 )

@@ -7,12 +7,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"portico/internal/testserver"
 	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
 
+	"portico/internal/testserver"
 	"portico/service/relay"
 )
 
