@@ -310,15 +310,7 @@ func (f *framer) clientMessage(st *state, opt Options) error {
 		st.bpp.Store(int32(bits) / 8)
 		return nil
 	case cFence:
-		b, err := f.pass(8)
-		if err != nil {
-			return err
-		}
-		if b[7] > 64 {
-			return fmt.Errorf("fence payload of %d bytes (max 64)", b[7])
-		}
-		_, err = f.pass(int(b[7]))
-		return err
+		return f.fence()
 	case cSetDesktopSize:
 		b, err := f.pass(7)
 		if err != nil {
@@ -394,15 +386,7 @@ func (f *framer) serverMessage(st *state, opt Options) error {
 	case sBell, sEndOfContinuous:
 		return nil
 	case sFence:
-		b, err := f.pass(8)
-		if err != nil {
-			return err
-		}
-		if b[7] > 64 {
-			return fmt.Errorf("fence payload of %d bytes (max 64)", b[7])
-		}
-		_, err = f.pass(int(b[7]))
-		return err
+		return f.fence()
 	case sXVP:
 		_, err := f.pass(3)
 		return err
@@ -527,4 +511,18 @@ func (f *framer) hextile(w, h, bpp int64) error {
 		}
 	}
 	return nil
+}
+
+// fence passes a Fence message (either direction) after its type byte:
+// flags, length and a payload of at most 64 bytes.
+func (f *framer) fence() error {
+	b, err := f.pass(8)
+	if err != nil {
+		return err
+	}
+	if b[7] > 64 {
+		return fmt.Errorf("fence payload of %d bytes (max 64)", b[7])
+	}
+	_, err = f.pass(int(b[7]))
+	return err
 }
