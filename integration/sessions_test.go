@@ -40,7 +40,11 @@ func signIn(t *testing.T, ctx context.Context, p *portico) {
 // open clicks a resource and waits until its session is connected.
 func open(t *testing.T, ctx context.Context, id string) {
 	t.Helper()
-	run(t, ctx, 20*time.Second, chromedp.Click(fmt.Sprintf(`button.open[data-id=%q]`, id), chromedp.ByQuery))
+	// Clicked from the page's script: the click navigates at once, and
+	// chromedp's own Click sometimes reports the vanished node as an error.
+	sel := fmt.Sprintf(`button.open[data-id=%q]`, id)
+	run(t, ctx, 20*time.Second, chromedp.WaitVisible(sel, chromedp.ByQuery),
+		chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).click(); true`, sel), nil))
 	waitJS(t, ctx, 30*time.Second, `document.body.dataset.state === 'on'`, id+" session connected")
 }
 
