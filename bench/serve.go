@@ -61,5 +61,6 @@ func serveRelay(args []string) error {
 	}
 	fmt.Fprintln(os.Stdout, l.Addr().String())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	return srv.ServeTLS(l, args[0], args[1])
+	// As the gateway does: TLS over BatchConns.
+	return srv.ServeTLS(relay.BatchListener(l), args[0], args[1])
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"portico/service/config"
+	"portico/service/relay"
 )
 
 // dispatcher owns the HTTPS port's TCP listener. In Normal mode it hands
@@ -53,7 +54,9 @@ func (d *dispatcher) serve() {
 			continue
 		}
 		select {
-		case d.conns <- c:
+		// The HTTPS server's TLS runs over a BatchConn, so relayed
+		// messages leave in one system call each.
+		case d.conns <- relay.NewBatchConn(c):
 		case <-d.done:
 			c.Close()
 			return

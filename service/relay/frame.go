@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -125,15 +124,27 @@ func mask(key [4]byte, pos int, b []byte) int {
 	return (pos + len(b)) & 3
 }
 
+// frameBufSize is the frameReader's own buffer: room for the longest
+// header plus the longest control payload (14 + 125), and for a burst of
+// small input messages (keys, pointer moves) per read. Payloads longer
+// than what is buffered are read straight into the caller's buffer, so it
+// is never worth making this larger.
+const frameBufSize = 256
+
 // frameReader turns the frames a browser sends into one byte stream: the
 // payloads of text and binary messages, unmasked, with message boundaries
-// dropped. It never allocates for data frames. Control frames are passed
-// to control; an error from control ends the stream with that error.
+// dropped. It never allocates. Control frames are passed to control; an
+// error from control ends the stream with that error.
+//
+// It has no buffer from outside: its small buffer lives in the struct, so
+// an idle session waiting for its next frame (waitRead) holds no pooled or
+// heap buffer. The source is a *tls.Conn in the gateway, which buffers a
+// decrypted record itself, so small reads from it cost no system call.
 //
 // A frameReader is used by one goroutine at a time, and its errors are
 // permanent.
 type frameReader struct {
-	br      *bufio.Reader
+	src     io.Reader
 	limit   int64 // largest message accepted, summed over its fragments
 	control func(op byte, payload []byte) error
 
@@ -142,12 +153,72 @@ type frameReader struct {
 	keyPos    int
 	fragments bool  // a data message is open (its last frame had no FIN)
 	msgLen    int64 // payload bytes of the open message so far
-	err       error
+	err       error // permanent error returned by Read
+	srcErr    error // error src returned with data, reported once buf is used up
+
+	buf  [frameBufSize]byte
+	r, w int // buf[r:w] is read but not consumed
 }
 
-// Read fills p with payload bytes. It waits only until at least one byte
-// is available; after that it takes whatever further frames are already
-// buffered, so a burst of small browser messages becomes one read.
+// buffered is the number of bytes read from src but not consumed.
+func (r *frameReader) buffered() int { return r.w - r.r }
+
+// fill reads from src into buf, after moving unconsumed bytes to its
+// start, and blocks until at least one byte arrives.
+func (r *frameReader) fill() error {
+	if r.srcErr != nil {
+		return r.srcErr
+	}
+	if r.r > 0 {
+		r.w = copy(r.buf[:], r.buf[r.r:r.w])
+		r.r = 0
+	}
+	for range 100 { // a src that keeps returning 0, nil is broken
+		n, err := r.src.Read(r.buf[r.w:])
+		r.w += n
+		if err != nil {
+			err = readErr(err)
+			if n > 0 {
+				r.srcErr = err
+				return nil
+			}
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// need makes at least n bytes buffered (n <= frameBufSize), blocking.
+func (r *frameReader) need(n int) error {
+	for r.buffered() < n {
+		if err := r.fill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitRead blocks until Read can return data or an error without waiting
+// on the connection, holding no buffer but its own while it waits: that is
+// what an idle session does. It waits only at a frame boundary; inside a
+// frame the rest of the payload is already on its way.
+func (r *frameReader) waitRead() {
+	if r.err != nil || r.remain > 0 || r.buffered() > 0 {
+		return
+	}
+	if err := r.fill(); err != nil {
+		r.err = err
+	}
+}
+
+// Read fills p with payload bytes. It waits until at least one byte is
+// available and then completes the current frame as far as p allows (the
+// browser has sent it already); of further frames it takes only those
+// already buffered, so a burst of small browser messages becomes one read
+// and no read waits on a message the browser has not sent.
 func (r *frameReader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
@@ -168,25 +239,26 @@ func (r *frameReader) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		want := len(p) - n
-		if int64(want) > r.remain {
-			want = int(r.remain)
-		}
-		if n > 0 {
-			// Never block once there is something to return.
-			if b := r.br.Buffered(); b < want {
-				want = b
+		want := int(min(int64(len(p)-n), r.remain))
+		var k int
+		var err error
+		if b := r.buffered(); b > 0 {
+			k = copy(p[n:n+want], r.buf[r.r:r.w])
+			r.r += k
+		} else if r.srcErr != nil {
+			err = r.srcErr
+		} else {
+			// Large payloads bypass buf: one copy, straight into p.
+			k, err = r.src.Read(p[n : n+want])
+			if err != nil {
+				err = readErr(err)
 			}
-			if want == 0 {
-				break
-			}
 		}
-		k, err := r.br.Read(p[n : n+want])
 		r.keyPos = mask(r.key, r.keyPos, p[n:n+k])
 		r.remain -= int64(k)
 		n += k
 		if err != nil {
-			r.err = readErr(err)
+			r.err = err
 			if n > 0 {
 				return n, nil
 			}
@@ -200,12 +272,11 @@ func (r *frameReader) Read(p []byte) (int, error) {
 // frame. With wait false it consumes only a frame that is already fully
 // buffered and reports false otherwise.
 func (r *frameReader) nextFrame(wait bool) (bool, error) {
-	var b []byte
 	if wait {
-		var err error
-		if b, err = r.br.Peek(2); err != nil {
-			return false, readErr(err)
+		if err := r.need(2); err != nil {
+			return false, err
 		}
+		b := r.buf[r.r:r.w]
 		// Reject what the first two bytes already condemn, rather than
 		// wait for a header that may never complete.
 		if _, _, err := parseHeader(b); err != nil {
@@ -215,12 +286,11 @@ func (r *frameReader) nextFrame(wait bool) (bool, error) {
 		if b[0]&0x08 != 0 && b[1]&0x7f <= maxControlPayload {
 			size += int(b[1] & 0x7f)
 		}
-		if b, err = r.br.Peek(size); err != nil {
-			return false, readErr(err)
+		if err := r.need(size); err != nil {
+			return false, err
 		}
-	} else {
-		b, _ = r.br.Peek(r.br.Buffered())
 	}
+	b := r.buf[r.r:r.w]
 	h, hn, err := parseHeader(b)
 	if err != nil {
 		return false, err
@@ -233,15 +303,12 @@ func (r *frameReader) nextFrame(wait bool) (bool, error) {
 		if len(b) < end {
 			return false, nil
 		}
-		// The payload is unmasked in bufio's own buffer, then dropped.
+		// The payload is unmasked in place, then dropped.
 		payload := b[hn:end]
 		mask(h.key, 0, payload)
-		cerr := r.control(h.op, payload)
-		if _, err := r.br.Discard(end); err != nil {
-			return false, readErr(err)
-		}
-		if cerr != nil {
-			return false, cerr
+		r.r += end
+		if err := r.control(h.op, payload); err != nil {
+			return false, err
 		}
 		return true, nil
 	}
@@ -261,9 +328,7 @@ func (r *frameReader) nextFrame(wait bool) (bool, error) {
 	r.remain = h.length
 	r.key = h.key
 	r.keyPos = 0
-	if _, err := r.br.Discard(hn); err != nil {
-		return false, readErr(err)
-	}
+	r.r += hn
 	return true, nil
 }
 

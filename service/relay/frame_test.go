@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -52,7 +51,7 @@ func (l *controlLog) handle(op byte, payload []byte) error {
 }
 
 func newTestReader(wire []byte, log *controlLog) *frameReader {
-	return &frameReader{br: bufio.NewReaderSize(bytes.NewReader(wire), 256), limit: 1000, control: log.handle}
+	return &frameReader{src: bytes.NewReader(wire), limit: 1000, control: log.handle}
 }
 
 func TestMaskMatchesDefinition(t *testing.T) {
@@ -115,7 +114,7 @@ func TestFrameReaderCoalesces(t *testing.T) {
 	for i := range 10 {
 		wire = append(wire, clientFrame(true, opBinary, []byte{byte('0' + i)}, [4]byte{9, 8, 7, byte(i)})...)
 	}
-	r := &frameReader{br: bufio.NewReader(bytes.NewReader(wire)), limit: 10, control: (&controlLog{}).handle}
+	r := &frameReader{src: bytes.NewReader(wire), limit: 10, control: (&controlLog{}).handle}
 	p := make([]byte, 100)
 	n, err := r.Read(p)
 	if err != nil || string(p[:n]) != "0123456789" {
@@ -187,7 +186,7 @@ func FuzzFrameReader(f *testing.F) {
 	f.Add([]byte{0x82, 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4})
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		r := &frameReader{
-			br:      bufio.NewReaderSize(bytes.NewReader(wire), 256),
+			src:     bytes.NewReader(wire),
 			limit:   1 << 10,
 			control: (&controlLog{}).handle,
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -89,48 +90,52 @@ func Pipe(ctx context.Context, browser, backend io.ReadWriteCloser, c *Counters)
 // readWaiter is a source that can wait for input without a buffer of the
 // caller's, so an idle session holds no copy buffer.
 type readWaiter interface {
-	// waitReadable blocks until a Read would not block (or would fail).
-	waitReadable() error
+	// waitReadable blocks until a Read would not block (or would fail);
+	// the Read reports any error.
+	waitReadable()
 }
 
 // copyDirection copies src to dst with a pooled buffer, counting delivered
 // bytes in n. A clean end of src is nil.
 //
-// A source that can wait for input (Stream, TCP connections) is waited on
-// before the buffer is borrowed, and the buffer goes back to the pool once
-// the source has nothing more buffered: an idle session holds none.
+// A source that can wait for input (Stream, a socket) is waited on before
+// the buffer is borrowed, and the buffer goes back to the pool after each
+// write: an idle session holds none. While a transfer is in full flow (the
+// last read filled the buffer, so more is waiting) the wait, a system call
+// on a socket, is skipped. A destination that is TLS over a BatchConn gets
+// each write's records in one system call.
 func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) error {
 	w := waiterFor(src)
-	var bp *[]byte
-	defer func() {
-		if bp != nil {
-			copyBuffers.Put(bp)
-		}
-	}()
+	batch := batchOf(dst)
+	full := false
 	for {
-		if w != nil {
-			if bp != nil {
-				copyBuffers.Put(bp)
-				bp = nil
-			}
-			// An error here is reported by the Read that follows.
-			_ = w.waitReadable()
+		if w != nil && !full {
+			w.waitReadable()
 		}
-		if bp == nil {
-			bp = copyBuffers.Get().(*[]byte)
-		}
+		bp := copyBuffers.Get().(*[]byte)
 		buf := *bp
 		r, rerr := src.Read(buf)
+		full = r == len(buf)
 		if r > 0 {
+			if batch != nil {
+				batch.Hold()
+			}
 			w, werr := dst.Write(buf[:r])
+			if batch != nil {
+				if err := batch.Release(); werr == nil {
+					werr = err
+				}
+			}
 			n.Add(int64(w))
 			if werr == nil && w < r {
 				werr = io.ErrShortWrite
 			}
 			if werr != nil {
+				copyBuffers.Put(bp)
 				return fmt.Errorf("relay %s: write: %w", name, werr)
 			}
 		}
+		copyBuffers.Put(bp)
 		if rerr == io.EOF {
 			return nil
 		}
@@ -141,12 +146,13 @@ func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) e
 }
 
 // waiterFor returns how to wait for src's input without a buffer, or nil
-// when src offers no way.
+// when src offers no way: then the buffer is held while Read blocks (a
+// *tls.Conn, or a wrapper that hides its socket).
 func waiterFor(src io.Reader) readWaiter {
 	switch v := src.(type) {
 	case readWaiter:
 		return v
-	case *net.TCPConn:
+	case syscall.Conn:
 		return socketWaiter(v)
 	}
 	return nil

@@ -12,8 +12,10 @@ package relay
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -66,10 +68,13 @@ func NewUpgrader(allowOrigin func(origin string) bool) *websocket.Upgrader {
 }
 
 // KeepAlive makes ws detect a dead peer: it sets a read deadline of 2.5
-// intervals, moves it on with every pong, and pings every interval from a
-// goroutine that ends when ctx is done or a ping cannot be sent. A peer
-// that stops answering thus makes the next read fail within 2.5 intervals,
-// which ends the session's Pipe.
+// intervals, moves it on with every pong, and pings every interval until
+// ctx is done or a ping cannot be sent. A peer that stops answering thus
+// makes the next read fail within 2.5 intervals, which ends the session's
+// Pipe.
+//
+// The pings come from a timer, not a goroutine of their own, so an idle
+// session costs no goroutine for them.
 //
 // KeepAlive returns at once. Call it before anything reads ws (it replaces
 // the pong handler, which the reader calls), and only on connections that
@@ -81,18 +86,18 @@ func KeepAlive(ctx context.Context, ws *websocket.Conn, interval time.Duration) 
 	ws.SetPongHandler(func(string) error {
 		return ws.SetReadDeadline(time.Now().Add(grace))
 	})
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(interval)); err != nil {
-					return
-				}
-			}
+	// The timer re-arms itself from its own callback; it is stored before
+	// it is armed, so the first tick always finds it.
+	var t atomic.Pointer[time.Timer]
+	t.Store(time.AfterFunc(math.MaxInt64, func() {
+		if ctx.Err() != nil {
+			return
 		}
-	}()
+		if err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(interval)); err != nil {
+			return
+		}
+		t.Load().Reset(interval)
+	}))
+	t.Load().Reset(interval)
+	context.AfterFunc(ctx, func() { t.Load().Stop() })
 }

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -10,10 +9,6 @@ import (
 
 	"github.com/gorilla/websocket"
 )
-
-// readBufferSize is the Stream's read buffer: room for many small input
-// messages per system call; larger reads go straight to the caller.
-const readBufferSize = 8 << 10
 
 // closeWait bounds how long sending a close frame may block on a peer that
 // does not read.
@@ -29,13 +24,20 @@ const closeWait = time.Second
 //
 // Stream reads frames itself instead of through gorilla's NextReader,
 // which allocates a reader per message: on the upload path that was the
-// only allocation left. gorilla still does the handshake, all writes, and
-// the ping, pong and close handlers, which Stream calls as gorilla would.
+// only allocation left. It reads from the connection without a buffer of
+// its own beyond a few hundred bytes: a TLS connection holds a whole
+// decrypted record already, and an idle session should hold nothing.
+// gorilla still does the handshake, all writes, and the ping, pong and
+// close handlers, which Stream calls as gorilla would.
+//
+// When the TLS connection runs over a BatchConn, each message goes out in
+// one system call.
 type Stream struct {
-	ws  *websocket.Conn
-	r   frameReader
-	err error // sticky read error, owned by the reading goroutine
-	wmu sync.Mutex
+	ws    *websocket.Conn
+	batch *BatchConn // nil unless the connection is TLS over a BatchConn
+	r     frameReader
+	err   error // sticky read error, owned by the reading goroutine
+	wmu   sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error
@@ -46,9 +48,9 @@ type Stream struct {
 // ws; gorilla's NextReader and ReadMessage must not be used. Messages
 // larger than MaxMessage end the stream with close code 1009.
 func NewStream(ws *websocket.Conn) *Stream {
-	s := &Stream{ws: ws}
+	s := &Stream{ws: ws, batch: batchOf(ws.NetConn())}
 	s.r = frameReader{
-		br:      bufio.NewReaderSize(ws.NetConn(), readBufferSize),
+		src:     ws.NetConn(),
 		limit:   MaxMessage,
 		control: s.control,
 	}
@@ -75,17 +77,13 @@ func (s *Stream) Read(p []byte) (int, error) {
 }
 
 // waitReadable blocks until Read has payload or an error to return
-// without blocking, using only the Stream's own read buffer; Pipe calls it
-// before borrowing a copy buffer.
-func (s *Stream) waitReadable() error {
-	if s.err != nil {
-		return s.err
+// without waiting on the connection, using only the Stream's own small
+// buffer; Pipe calls it before borrowing a copy buffer. An error is left
+// for Read to report.
+func (s *Stream) waitReadable() {
+	if s.err == nil {
+		s.r.waitRead()
 	}
-	if s.r.remain > 0 && s.r.br.Buffered() > 0 {
-		return nil
-	}
-	_, err := s.r.br.Peek(1)
-	return err
 }
 
 // readError turns a frameReader error into what Read reports, telling the
@@ -140,7 +138,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		chunk := p[:min(len(p), BufferSize)]
-		if err := s.ws.WriteMessage(websocket.BinaryMessage, chunk); err != nil {
+		if err := s.send(websocket.BinaryMessage, chunk); err != nil {
 			return written, fmt.Errorf("write to browser: %w", err)
 		}
 		written += len(chunk)
@@ -154,10 +152,24 @@ func (s *Stream) Write(p []byte) (int, error) {
 func (s *Stream) WriteText(p []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.ws.WriteMessage(websocket.TextMessage, p); err != nil {
+	if err := s.send(websocket.TextMessage, p); err != nil {
 		return fmt.Errorf("write text to browser: %w", err)
 	}
 	return nil
+}
+
+// send writes one message, its TLS records gathered into one write when
+// the connection allows. s.wmu is held.
+func (s *Stream) send(typ int, p []byte) error {
+	if s.batch == nil {
+		return s.ws.WriteMessage(typ, p)
+	}
+	s.batch.Hold()
+	err := s.ws.WriteMessage(typ, p)
+	if rerr := s.batch.Release(); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // Close sends a normal-closure frame (waiting at most a second for a peer

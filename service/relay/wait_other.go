@@ -2,8 +2,8 @@
 
 package relay
 
-import "net"
+import "syscall"
 
 // socketWaiter has no way to wait for a socket without reading on this
 // platform: such sessions hold their copy buffer while idle.
-func socketWaiter(*net.TCPConn) readWaiter { return nil }
+func socketWaiter(syscall.Conn) readWaiter { return nil }

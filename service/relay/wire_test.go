@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"portico/service/tlscert"
 )
 
 // countConn counts Write calls on the connection under a WebSocket.
@@ -38,6 +41,12 @@ func (l wrapListener) Accept() (net.Conn, error) {
 // plainPair is a real ws:// connection on 127.0.0.1: the server side from
 // NewUpgrader with its connection counted, and a gorilla client.
 func plainPair(t testing.TB) (server *websocket.Conn, cc *countConn, client *websocket.Conn) {
+	return wsPair(t, false)
+}
+
+// wsPair is plainPair, or with secure a wss:// connection whose server
+// TLS runs over a BatchConn over the counted connection, as the gateway's.
+func wsPair(t testing.TB, secure bool) (server *websocket.Conn, cc *countConn, client *websocket.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,13 +60,26 @@ func plainPair(t testing.TB) (server *websocket.Conn, cc *countConn, client *web
 			ready <- ws
 		}
 	})}
-	go srv.Serve(wrapListener{Listener: ln, wrap: func(c net.Conn) net.Conn {
+	counted := wrapListener{Listener: ln, wrap: func(c net.Conn) net.Conn {
 		cc := &countConn{Conn: c}
 		conns <- cc
 		return cc
-	}})
+	}}
+	dialer, scheme := *websocket.DefaultDialer, "ws://"
+	if secure {
+		certs, err := tlscert.OpenDir(t.TempDir(), []string{"127.0.0.1"})
+		if err != nil {
+			t.Fatalf("certificate: %v", err)
+		}
+		srv.TLSConfig = certs.TLSConfig()
+		go srv.Serve(tls.NewListener(BatchListener(counted), srv.TLSConfig))
+		dialer.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		scheme = "wss://"
+	} else {
+		go srv.Serve(counted)
+	}
 	t.Cleanup(func() { srv.Close() })
-	client, resp, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String(), http.Header{"Origin": {"http://x"}})
+	client, resp, err := dialer.Dial(scheme+ln.Addr().String(), http.Header{"Origin": {"http://x"}})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -69,10 +91,17 @@ func plainPair(t testing.TB) (server *websocket.Conn, cc *countConn, client *web
 }
 
 // TestOneWritePerMessage: each message of up to BufferSize bytes is one
-// frame in one write on the connection; longer writes are split at
-// BufferSize.
+// frame in one write on the connection, also over TLS, where a BufferSize
+// message is five TLS records that a BatchConn sends together; longer
+// writes are split at BufferSize.
 func TestOneWritePerMessage(t *testing.T) {
-	server, cc, client := plainPair(t)
+	for _, secure := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ws", true: "wss"}[secure], func(t *testing.T) { oneWritePerMessage(t, secure) })
+	}
+}
+
+func oneWritePerMessage(t *testing.T, secure bool) {
+	server, cc, client := wsPair(t, secure)
 	s := NewStream(server)
 	sizes := make(chan int, 100)
 	texts := make(chan int, 1)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"portico/service/native"
+	"portico/service/relay"
 	"portico/service/relay/rdp"
 )
 
@@ -99,7 +100,9 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	conn := &bufferedConn{Conn: c, r: br}
 	switch first[0] {
 	case 0x16: // TLS handshake record
-		tc := tls.Server(conn, s.TLSConfig)
+		// Over a BatchConn, Pipe sends each relayed read's TLS
+		// records in one system call.
+		tc := tls.Server(relay.NewBatchConn(conn), s.TLSConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			s.log().Debug("native tunnel: TLS handshake failed", "client", c.RemoteAddr().String(), "err", err)
 			c.Close()
