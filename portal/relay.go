@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/gorilla/websocket"
 
@@ -191,6 +192,16 @@ func (c *countingConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.up.Add(int64(n))
 	return n, err
+}
+
+// SyscallConn exposes the host's socket, when there is one under c, so
+// the relay can wait for the host's input without holding a buffer
+// (relay.Waiter); waiting reads nothing, so nothing goes uncounted.
+func (c *countingConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }
 
 // closeWS sends a close frame with a reason the page can show.

@@ -145,6 +145,18 @@ func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) e
 	}
 }
 
+// Waiter returns a function that blocks until src has input, holding no
+// buffer of the caller's meanwhile, or nil when src offers no such wait (a
+// *tls.Conn, or a wrapper that hides its socket). Relays that frame
+// messages themselves, as VNC's does, use it to borrow their buffers only
+// while a burst is in flight, as Pipe does.
+func Waiter(src io.Reader) func() {
+	if w := waiterFor(src); w != nil {
+		return w.waitReadable
+	}
+	return nil
+}
+
 // waiterFor returns how to wait for src's input without a buffer, or nil
 // when src offers no way: then the buffer is held while Read blocks (a
 // *tls.Conn, or a wrapper that hides its socket).

@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"portico/service/config"
+	"portico/service/relay"
 )
 
 // Options configure one proxied session.
@@ -135,18 +137,26 @@ func Proxy(ctx context.Context, browser io.ReadWriteCloser, backend net.Conn, op
 	st.bpp.Store(int32(si.PixelFormat[0]) / 8)
 	up := newFramer(browser, backend)
 	down := newFramer(backend, browser)
-	errc := make(chan error, 2)
-	// run only returns on an error, so each goroutine sends exactly once.
+	// Host to browser runs in this goroutine and browser to host in one
+	// more: two per session, as relay.Pipe. The first to end records why
+	// and closes both sides, which ends the other.
+	var (
+		once  sync.Once
+		first error
+	)
+	end := func(err error) {
+		once.Do(func() { first = err })
+		browser.Close()
+		backend.Close()
+	}
+	upDone := make(chan struct{})
 	go func() {
-		errc <- fmt.Errorf("browser to VNC host: %w", up.run(func() error { return up.clientMessage(st, opt) }))
+		defer close(upDone)
+		end(fmt.Errorf("browser to VNC host: %w", up.run(func() error { return up.clientMessage(st, opt) })))
 	}()
-	go func() {
-		errc <- fmt.Errorf("VNC host to browser: %w", down.run(func() error { return down.serverMessage(st, opt) }))
-	}()
-	err = <-errc
-	browser.Close()
-	backend.Close()
-	<-errc
+	end(fmt.Errorf("VNC host to browser: %w", down.run(func() error { return down.serverMessage(st, opt) })))
+	<-upDone
+	err = first
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) || ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -160,28 +170,76 @@ type state struct {
 	bpp atomic.Int32
 }
 
+// framerBufSize is a framer's read and write buffer: a burst of
+// framebuffer updates travels in writes this large.
+const framerBufSize = 64 << 10
+
+// framerReaders and framerWriters lend framers their buffers while a burst
+// is in flight. Pools, unlike other package state, are caches with no
+// observable value.
+var (
+	framerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, framerBufSize) }}
+	framerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, framerBufSize) }}
+)
+
 // framer reads whole messages from src and writes them to dst, flushing
 // when src has nothing more buffered, so bursts travel in large writes and
 // a lone message is not delayed.
+//
+// When src can be waited on without a buffer (relay.Waiter: the browser's
+// Stream, the host's TCP socket), the framer gives its two 64 KiB buffers
+// back between bursts: an idle session holds none.
 type framer struct {
-	r *bufio.Reader
-	w *bufio.Writer
+	src  io.Reader
+	dst  io.Writer
+	wait func() // nil: the buffers stay for the session
+	r    *bufio.Reader
+	w    *bufio.Writer
 	// scratch holds small headers so framing allocates nothing per message.
 	scratch [32]byte
 }
 
 func newFramer(src io.Reader, dst io.Writer) *framer {
-	return &framer{r: bufio.NewReaderSize(src, 64<<10), w: bufio.NewWriterSize(dst, 64<<10)}
+	f := &framer{src: src, dst: dst, wait: relay.Waiter(src)}
+	if f.wait == nil {
+		f.borrow()
+	}
+	return f
+}
+
+// borrow takes buffers from the pools for a burst.
+func (f *framer) borrow() {
+	f.r = framerReaders.Get().(*bufio.Reader)
+	f.r.Reset(f.src)
+	f.w = framerWriters.Get().(*bufio.Writer)
+	f.w.Reset(f.dst)
+}
+
+// giveBack returns the buffers; the reader must be drained and the
+// writer flushed.
+func (f *framer) giveBack() {
+	f.r.Reset(nil)
+	framerReaders.Put(f.r)
+	f.w.Reset(nil)
+	framerWriters.Put(f.w)
+	f.r, f.w = nil, nil
 }
 
 func (f *framer) run(step func() error) error {
 	for {
+		if f.r == nil {
+			f.wait()
+			f.borrow()
+		}
 		if err := step(); err != nil {
 			return err
 		}
 		if f.r.Buffered() == 0 {
 			if err := f.w.Flush(); err != nil {
 				return err
+			}
+			if f.wait != nil {
+				f.giveBack()
 			}
 		}
 	}

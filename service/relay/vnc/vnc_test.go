@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -895,5 +896,70 @@ func TestConnectVersionsAndSecurity(t *testing.T) {
 				t.Fatalf("ServerInit %+v", si)
 			}
 		})
+	}
+}
+
+// idleHost speaks RFB 3.8 with None security, then reads until closed.
+func idleHost(t *testing.T) net.Conn {
+	a, b := tcpPair(t)
+	go func() {
+		defer b.Close()
+		io.WriteString(b, "RFB 003.008\n")
+		v := make([]byte, 12)
+		io.ReadFull(b, v)
+		b.Write([]byte{1, secNone})
+		io.ReadFull(b, v[:1])
+		b.Write([]byte{0, 0, 0, 0})
+		io.ReadFull(b, v[:1])
+		b.Write([]byte{0, 10, 0, 10, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0, 0, 0, 0, 1, 'x'})
+		io.Copy(io.Discard, b)
+	}()
+	return a
+}
+
+// TestIdleSessionsHoldNoBuffers: an idle proxied session runs on two
+// goroutines (the caller's and one more) and gives its framing buffers
+// back (four of 64 KiB each before it did).
+func TestIdleSessionsHoldNoBuffers(t *testing.T) {
+	heap := func() uint64 {
+		// Two collections empty sync.Pool's victim cache too.
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	const sessions = 40
+	g0, h0 := runtime.NumGoroutine(), heap()
+	var browsers []net.Conn
+	var dones []chan error
+	for range sessions {
+		host := idleHost(t)
+		a, b := tcpPair(t)
+		done := make(chan error, 1)
+		go func() { done <- Proxy(context.Background(), b, host, Options{}) }()
+		if _, _, err := browserHandshake(t, a); err != nil {
+			t.Fatal(err)
+		}
+		// One message each way's worth of framing, then idle.
+		setup32bpp(a, 16)
+		browsers, dones = append(browsers, a), append(dones, done)
+	}
+	time.Sleep(200 * time.Millisecond) // let the framed message reach the host
+	g1, h1 := runtime.NumGoroutine(), heap()
+	for _, a := range browsers {
+		a.Close()
+	}
+	for _, d := range dones {
+		<-d
+	}
+	// Per session: Proxy's caller and its one goroutine, and the test host's.
+	if per := float64(g1-g0) / sessions; per > 3 {
+		t.Errorf("%.2f goroutines per idle session, want at most 2 in the proxy (3 with the test host)", per)
+	}
+	if per := float64(int64(h1)-int64(h0)) / sessions; per >= framerBufSize {
+		t.Errorf("%.0f heap bytes per idle session, want less than one %d-byte framing buffer", per, framerBufSize)
+	} else {
+		t.Logf("%.1f KiB heap per idle session, test ends included", per/1024)
 	}
 }
