@@ -97,6 +97,9 @@ type relayServer struct {
 type relayOptions struct {
 	ctx       context.Context // Pipe's context; Background if nil
 	keepAlive time.Duration   // KeepAlive interval; none if zero
+	// opaque hides the backend socket from Pipe, as a wrapper that is
+	// not a socket does (an RDP host's TLS connection).
+	opaque bool
 }
 
 const goodOrigin = "https://portal.example"
@@ -139,7 +142,11 @@ func newRelayServer(t testing.TB, backend string, opt relayOptions) *relayServer
 			KeepAlive(ctx, ws, opt.keepAlive)
 		}
 		var cnt Counters
-		err = Pipe(ctx, NewStream(ws), c, &cnt)
+		var backendConn io.ReadWriteCloser = c
+		if opt.opaque {
+			backendConn = struct{ net.Conn }{c}
+		}
+		err = Pipe(ctx, NewStream(ws), backendConn, &cnt)
 		rs.ended <- session{err: err, up: cnt.Up.Load(), down: cnt.Down.Load()}
 	}))
 	t.Cleanup(func() {

@@ -25,12 +25,17 @@ type Counters struct {
 	Started time.Time
 }
 
-// copyBuffers lends Pipe its 64 KiB copy buffers. A pool, unlike other
-// package state, is a cache with no observable value.
-var copyBuffers = sync.Pool{New: func() any {
-	b := make([]byte, BufferSize)
-	return &b
-}}
+// smallBufferSize is the copy buffer for a source that cannot be waited on
+// while its reads are small: one TLS record's plaintext, the most a
+// *tls.Conn returns per Read anyway.
+const smallBufferSize = 16 << 10
+
+// copyBuffers and smallBuffers lend Pipe its copy buffers. Pools, unlike
+// other package state, are caches with no observable value.
+var (
+	copyBuffers  = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
+	smallBuffers = sync.Pool{New: func() any { b := make([]byte, smallBufferSize); return &b }}
+)
 
 // Pipe copies browser→backend and backend→browser until either direction
 // ends (EOF or error) or ctx is done. Then it closes both sides, waits for
@@ -100,7 +105,8 @@ type readWaiter interface {
 //
 // A source that can wait for input (Stream, a socket) is waited on before
 // the buffer is borrowed, and the buffer goes back to the pool after each
-// write: an idle session holds none. While a transfer is in full flow (the
+// write: an idle session holds none. Other sources (a TLS connection to an
+// RDP host) block in Read with a buffer, sized by their last read. While a transfer is in full flow (the
 // last read filled the buffer, so more is waiting) the wait, a system call
 // on a socket, is skipped. A destination that is TLS over a BatchConn gets
 // each write's records in one system call.
@@ -108,11 +114,12 @@ func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) e
 	w := waiterFor(src)
 	batch := batchOf(dst)
 	full := false
+	pool := &copyBuffers
 	for {
 		if w != nil && !full {
 			w.waitReadable()
 		}
-		bp := copyBuffers.Get().(*[]byte)
+		bp := pool.Get().(*[]byte)
 		buf := *bp
 		r, rerr := src.Read(buf)
 		full = r == len(buf)
@@ -120,22 +127,32 @@ func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) e
 			if batch != nil {
 				batch.Hold()
 			}
-			w, werr := dst.Write(buf[:r])
+			wn, werr := dst.Write(buf[:r])
 			if batch != nil {
 				if err := batch.Release(); werr == nil {
 					werr = err
 				}
 			}
-			n.Add(int64(w))
-			if werr == nil && w < r {
+			n.Add(int64(wn))
+			if werr == nil && wn < r {
 				werr = io.ErrShortWrite
 			}
 			if werr != nil {
-				copyBuffers.Put(bp)
+				pool.Put(bp)
 				return fmt.Errorf("relay %s: write: %w", name, werr)
 			}
 		}
-		copyBuffers.Put(bp)
+		pool.Put(bp)
+		if w == nil {
+			// The buffer is held while Read blocks: a small one after a
+			// small read (an idle session), a large one after a full read.
+			switch {
+			case full:
+				pool = &copyBuffers
+			case r < smallBufferSize:
+				pool = &smallBuffers
+			}
+		}
 		if rerr == io.EOF {
 			return nil
 		}
