@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -37,7 +36,6 @@ type servedFile struct {
 	wire, size         int64 // body bytes sent, and the file's own size
 	revalidateStatus   int   // answer to a conditional GET with the ETag
 	revalidateWire     int64 // body bytes of that answer
-	vary, contentType  string
 }
 
 // firstFrameResult is target 6's measurements; err (or benchErr for the
@@ -93,7 +91,7 @@ func measureWebClient() ([]servedFile, error) {
 		}
 		f := servedFile{logical: logical, status: resp.StatusCode, encoding: resp.Header.Get("Content-Encoding"),
 			cacheControl: resp.Header.Get("Cache-Control"), etag: resp.Header.Get("ETag"), wire: wire, size: size,
-			vary: resp.Header.Get("Vary"), contentType: resp.Header.Get("Content-Type")}
+		}
 		if f.etag != "" {
 			again, n, err := get(url, "Accept-Encoding", "br, gzip", "If-None-Match", f.etag)
 			if err != nil {
@@ -105,9 +103,6 @@ func measureWebClient() ([]servedFile, error) {
 	}
 	return files, nil
 }
-
-// benchMetric is one "value unit" pair of a benchmark result line.
-var benchMetric = regexp.MustCompile(`([\d.e+-]+) (\S+)`)
 
 // firstFrameBench runs BenchmarkRDPFirstFrame for frames launches and
 // returns its reported metrics by unit.
@@ -127,10 +122,11 @@ func firstFrameBench(pkg string, frames int) (map[string]float64, error) {
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "BenchmarkRDPFirstFrame"); ok && strings.Contains(rest, "ns/op") {
-			for _, m := range benchMetric.FindAllStringSubmatch(rest, -1) {
-				if v, err := strconv.ParseFloat(m[1], 64); err == nil {
-					metrics[m[2]] = v
+		// A result line: name, iterations, then "value unit" pairs.
+		if f := strings.Fields(line); len(f) > 3 && strings.HasPrefix(f[0], "BenchmarkRDPFirstFrame") {
+			for i := 2; i+1 < len(f); i += 2 {
+				if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+					metrics[f[i+1]] = v
 				}
 			}
 			continue

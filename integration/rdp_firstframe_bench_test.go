@@ -104,7 +104,7 @@ func BenchmarkRDPFirstFrame(b *testing.B) {
 		f := launchToFirstFrame(b, ctx, p)
 		connect = append(connect, f.Frame-f.Submit)
 		click = append(click, f.Epoch-f.click)
-		warmWire = append(warmWire, wire(f.Static, ""))
+		warmWire = append(warmWire, wire(b, f.Static, ""))
 	}
 	b.ReportMetric(percentile(connect, 50), "ms/first-frame")
 	b.ReportMetric(percentile(connect, 95), "ms/first-frame-p95")
@@ -116,8 +116,8 @@ func BenchmarkRDPFirstFrame(b *testing.B) {
 	// What the web client costs to fetch: the wasm and all of the page's
 	// static files on the first launch, and the most any later launch
 	// fetched again (0 when they all come from the browser's cache).
-	b.ReportMetric(wire(cold.Static, ".wasm"), "B/wasm-cold-wire")
-	b.ReportMetric(wire(cold.Static, ""), "B/static-cold-wire")
+	b.ReportMetric(wire(b, cold.Static, ".wasm"), "B/wasm-cold-wire")
+	b.ReportMetric(wire(b, cold.Static, ""), "B/static-cold-wire")
 	b.ReportMetric(slices.Max(warmWire), "B/static-warm-wire")
 }
 
@@ -181,8 +181,9 @@ func gatewaySPKI(tb testing.TB, p *portico) string {
 
 // wire sums the bytes on the wire of the resources whose path ends with
 // suffix; it fails the benchmark when there are none, so a renamed file
-// cannot pass as "nothing fetched".
-func wire(rs []resource, suffix string) float64 {
+// or a missing Resource Timing entry cannot pass as "nothing fetched".
+func wire(tb testing.TB, rs []resource, suffix string) float64 {
+	tb.Helper()
 	sum, n := 0.0, 0
 	for _, r := range rs {
 		if strings.HasSuffix(r.Path, suffix) {
@@ -191,7 +192,7 @@ func wire(rs []resource, suffix string) float64 {
 		}
 	}
 	if n == 0 {
-		return -1
+		tb.Fatalf("no %q among the page's static files %v", suffix, rs)
 	}
 	return sum
 }
