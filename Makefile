@@ -70,6 +70,12 @@ bench: deps-test assets
 	go test -run '^$$' -bench . -benchmem ./service/...
 	go run ./bench -out bench/results.md
 
+.PHONY: bench-frame
+
+## bench-frame: only the RDP time to first frame and web client transfer size (prints, does not write results.md)
+bench-frame: deps-test assets
+	go run ./bench -only-frame
+
 ## lint: gofmt + go vet
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

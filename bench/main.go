@@ -26,6 +26,9 @@ func main() {
 	flag.IntVar(&cfg.idlePeer, "idle-websockify", 200, "idle wss sessions opened through websockify (it forks a process per session)")
 	flag.StringVar(&cfg.out, "out", "bench/results.md", "markdown file the table is written to")
 	flag.StringVar(&cfg.rdpPkg, "rdp-pkg", "./service/relay/rdp/", "package with BenchmarkRDPDownload (RDCleanPath vs raw TCP)")
+	flag.IntVar(&cfg.frames, "frames", 20, "RDP launches timed in headless Chromium for the time to first frame")
+	flag.StringVar(&cfg.framePkg, "frame-pkg", "./integration/", "package with BenchmarkRDPFirstFrame (RDP time to first frame)")
+	onlyFrame := flag.Bool("only-frame", false, "run only target 6 (web client transfer size, RDP time to first frame) and print it; -out is not written")
 	serve := flag.Bool("serve-relay", false, "internal: run Portico's relay server (the harness starts it)")
 	flag.Parse()
 	cfg.bytes <<= 20
@@ -35,6 +38,11 @@ func main() {
 			slog.Error("relay server", "err", err)
 			os.Exit(1)
 		}
+		return
+	}
+	if *onlyFrame {
+		ff := measureFirstFrame(cfg)
+		fmt.Print("| # | target | measured | verdict |\n|---|---|---|---|\n" + ff.targetRows() + ff.section())
 		return
 	}
 	if err := run(cfg); err != nil {

@@ -26,6 +26,8 @@ type config struct {
 	rounds, rtts, idle, idlePeer int
 	bytes                        int64
 	out, rdpPkg                  string
+	frames                       int    // RDP launches timed by BenchmarkRDPFirstFrame (target 6)
+	framePkg                     string // package with BenchmarkRDPFirstFrame
 }
 
 // idleResult is the footprint of many open, idle sessions.
@@ -120,7 +122,9 @@ func run(cfg config) error {
 	fmt.Fprintln(os.Stderr, "RDCleanPath benchmark (go test)")
 	rdpRaw, rdpWSS, rdpErr := rdpBench(cfg)
 
-	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr)
+	ff := measureFirstFrame(cfg)
+
+	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr, ff)
 	fmt.Print(table)
 	if err := os.WriteFile(cfg.out, []byte(table), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", cfg.out, err)

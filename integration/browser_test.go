@@ -16,10 +16,10 @@ import (
 )
 
 // browser starts a fresh headless Chromium (Debian's package) for the test.
-func browser(t *testing.T) context.Context { return testbrowser.Start(t) }
+func browser(t testing.TB) context.Context { return testbrowser.Start(t) }
 
 // run runs chromedp actions with a deadline.
-func run(t *testing.T, ctx context.Context, d time.Duration, actions ...chromedp.Action) {
+func run(t testing.TB, ctx context.Context, d time.Duration, actions ...chromedp.Action) {
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -63,7 +63,7 @@ func canvasPixel(t *testing.T, ctx context.Context, sel string, x, y int) [3]int
 }
 
 // waitJS polls a JS expression until it is truthy.
-func waitJS(t *testing.T, ctx context.Context, d time.Duration, expr, what string) {
+func waitJS(t testing.TB, ctx context.Context, d time.Duration, expr, what string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {

@@ -28,7 +28,7 @@ type build struct {
 
 // command builds the program in pkg (a folder of the repository, pure Go)
 // as name, once for the whole test run, and returns its path.
-func command(t *testing.T, pkg, name string) string {
+func command(t testing.TB, pkg, name string) string {
 	t.Helper()
 	v, _ := builds.LoadOrStore(pkg, &build{})
 	b := v.(*build)
@@ -52,7 +52,7 @@ func command(t *testing.T, pkg, name string) string {
 }
 
 // gatewayBinary is portico-gateway, built once per test run.
-func gatewayBinary(t *testing.T) string { return command(t, "service", "portico-gateway") }
+func gatewayBinary(t testing.TB) string { return command(t, "service", "portico-gateway") }
 
 // portico is a running gateway binary with its admin API.
 type portico struct {
@@ -62,7 +62,7 @@ type portico struct {
 	Admin string // first-run admin password
 }
 
-func startPortico(t *testing.T) *portico {
+func startPortico(t testing.TB) *portico {
 	t.Helper()
 	// freePort's ports are free when picked, but other test processes may
 	// take one before the gateway binds it: try again with new ones.
@@ -79,7 +79,7 @@ func startPortico(t *testing.T) *portico {
 
 // tryStartPortico starts the gateway on fresh loopback ports and data dir;
 // on failure it returns the gateway's log.
-func tryStartPortico(t *testing.T) (*portico, string, bool) {
+func tryStartPortico(t testing.TB) (*portico, string, bool) {
 	t.Helper()
 	bin := gatewayBinary(t)
 	data := t.TempDir()
@@ -126,7 +126,7 @@ func tryStartPortico(t *testing.T) (*portico, string, bool) {
 }
 
 // do calls the admin API and fails the test on error.
-func (p *portico) do(t *testing.T, method, path string, body, out any) {
+func (p *portico) do(t testing.TB, method, path string, body, out any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -136,7 +136,7 @@ func (p *portico) do(t *testing.T, method, path string, body, out any) {
 }
 
 // seedUser adds group "staff" and user alice in it.
-func (p *portico) seedUser(t *testing.T) {
+func (p *portico) seedUser(t testing.TB) {
 	p.do(t, "POST", "/api/v1/groups", map[string]string{"name": "staff"}, nil)
 	p.do(t, "POST", "/api/v1/users", map[string]any{"username": "alice", "domain": "OFFICE", "displayName": "Alice Example", "groups": []string{"staff"}, "password": "alice-password"}, nil)
 }

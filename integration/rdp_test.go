@@ -22,7 +22,7 @@ type rdpServer struct {
 	Display string
 }
 
-func startRDP(t *testing.T, colour string) rdpServer {
+func startRDP(t testing.TB, colour string) rdpServer {
 	t.Helper()
 	need(t, "Xvfb", "xvfb")
 	need(t, "winpr-hash", "winpr-utils")
@@ -44,7 +44,7 @@ func startRDP(t *testing.T, colour string) rdpServer {
 
 // tryStartRDP starts Xvfb and freerdp-shadow-cli on it; on failure it
 // stops both and returns the server's output.
-func tryStartRDP(t *testing.T, colour string) (rdpServer, string, bool) {
+func tryStartRDP(t testing.TB, colour string) (rdpServer, string, bool) {
 	t.Helper()
 	dir := t.TempDir()
 	r, w, _ := os.Pipe()

@@ -19,7 +19,7 @@ import (
 
 // need fails the test (never skips) when a program the test starts is
 // missing, naming the Debian package that provides it: CI installs them.
-func need(t *testing.T, prog, pkg string) string {
+func need(t testing.TB, prog, pkg string) string {
 	t.Helper()
 	p, err := exec.LookPath(prog)
 	if err != nil {
@@ -28,7 +28,7 @@ func need(t *testing.T, prog, pkg string) string {
 	return p
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

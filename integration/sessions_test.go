@@ -25,7 +25,7 @@ func awaitJS(t *testing.T, ctx context.Context, js string, out any) {
 }
 
 // signIn opens the portal in the browser and signs alice in.
-func signIn(t *testing.T, ctx context.Context, p *portico) {
+func signIn(t testing.TB, ctx context.Context, p *portico) {
 	t.Helper()
 	run(t, ctx, 30*time.Second,
 		chromedp.Navigate(p.URL+"/"),
@@ -196,7 +196,7 @@ func xclip(display string) string {
 	return string(out)
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,21 @@ import (
 // context for its first tab, already attached. It accepts self-signed
 // certificates (the tests' gateways use them).
 func Start(tb testing.TB) context.Context {
+	tb.Helper()
+	return start(tb, chromedp.Flag("ignore-certificate-errors", true))
+}
+
+// StartTrusting is Start, but instead of ignoring every certificate error
+// it trusts only certificates with one of the given public keys (base64
+// SHA-256 of the SubjectPublicKeyInfo). Chromium then treats those
+// connections as valid, which matters where it behaves differently on a
+// certificate error: it never stores such responses in its HTTP cache.
+func StartTrusting(tb testing.TB, spkiSHA256 ...string) context.Context {
+	tb.Helper()
+	return start(tb, chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(spkiSHA256, ",")))
+}
+
+func start(tb testing.TB, trust chromedp.ExecAllocatorOption) context.Context {
 	tb.Helper()
 	exe, err := exec.LookPath("chromium")
 	if err != nil {
@@ -39,7 +55,7 @@ func Start(tb testing.TB) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("ignore-certificate-errors", true),
+		trust,
 		chromedp.WindowSize(1280, 800),
 	)
 	ctx, cancelC := chromedp.NewContext(actx)
