@@ -48,7 +48,7 @@ func verdict(ok bool) string {
 func render(cfg config, setups []setup, samples [][]sample, peerIdle, porticoIdle idleResult, rdpRaw, rdpWSS []float64, rdpErr error, ff firstFrameResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Relay benchmark results\n\n")
-	fmt.Fprintf(&b, "Produced by `make bench` on %s, %d cores (%s), %s; %d rounds of %d MiB per direction and %d 64-byte round trips, interleaved raw → websockify → Portico. Medians with [min–max]. CPU is the relay process's own (websockify: its process tree), read from /proc, per 10^9 bytes.\n\n",
+	fmt.Fprintf(&b, "Produced by `make bench` on %s, %d cores (%s), %s; %d rounds of %d MiB per direction and %d 64-byte round trips, interleaved raw → websockify → Portico. Medians with [min–max]. CPU is the relay process's own (websockify: its process tree), read from /proc, per 10^9 bytes. Round trips are measured first, with no CPU placement. For throughput each relay runs on CPU 1 and the harness (one lean WebSocket client for every setup, and the TCP backends) on CPU 0, so the client cannot take the relay's core; on 2 cores it otherwise limits both relays alike.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), cfg.rounds, cfg.bytes>>20, cfg.rtts)
 	fmt.Fprintf(&b, "| setup | MB/s down | MB/s up | CPU-s/GB down/up | RTT p50 / p99 | memory per idle session | goroutines per session |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|\n")

@@ -92,27 +92,60 @@ func run(cfg config) error {
 
 	setups := []setup{raw, peer, portico}
 	samples := make([][]sample, len(setups))
+	// Round trips first, with no CPU placement; then throughput with the
+	// relays and the harness on CPUs of their own (see splitCPUs); then
+	// everything else, unsplit again. Setups are interleaved in every round.
+	sms := make([][]sample, len(setups))
+	for i := range sms {
+		sms[i] = make([]sample, cfg.rounds)
+	}
 	for round := range cfg.rounds {
 		for i, s := range setups {
-			var sm sample
-			sd, su, se := s, s, s
+			se := s
 			if i == 1 {
-				sd, su, se = peerFor("source"), peerFor("sink"), peerFor("echo")
+				se = peerFor("echo")
 			}
+			sm := &sms[i][round]
+			if sm.p50, sm.p99, err = roundTrips(se, cfg.rtts); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "round %d %-26s rtt p50 %v p99 %v\n", round+1, s.name, sm.p50, sm.p99)
+		}
+	}
+	relayPIDs := []int{relayCmd.Process.Pid, websockifyPID(wsfy["source"]), websockifyPID(wsfy["sink"]), websockifyPID(wsfy["echo"])}
+	// The runtime of a Go process adopts a new affinity mask within a
+	// second; the pause lets both Go processes follow.
+	split := func(on bool) error {
+		if err := splitCPUs(on, relayPIDs...); err != nil {
+			return err
+		}
+		time.Sleep(1200 * time.Millisecond)
+		return nil
+	}
+	if err := split(true); err != nil {
+		return err
+	}
+	for round := range cfg.rounds {
+		for i, s := range setups {
+			sd, su := s, s
+			if i == 1 {
+				sd, su = peerFor("source"), peerFor("sink")
+			}
+			sm := &sms[i][round]
 			if sm.down, sm.cpuDown, err = download(sd, cfg.bytes); err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			if sm.up, sm.cpuUp, err = upload(su, cfg.bytes); err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
-			if sm.p50, sm.p99, err = roundTrips(se, cfg.rtts); err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
-			}
 			sm.hasCPU, sm.hasRTTs = s.wss != nil, true
-			samples[i] = append(samples[i], sm)
-			fmt.Fprintf(os.Stderr, "round %d %-26s down %7.0f MB/s  up %7.0f MB/s  cpu %.2f/%.2f s/GB  rtt p50 %v p99 %v\n",
-				round+1, s.name, sm.down, sm.up, sm.cpuDown, sm.cpuUp, sm.p50, sm.p99)
+			samples[i] = append(samples[i], *sm)
+			fmt.Fprintf(os.Stderr, "round %d %-26s down %7.0f MB/s  up %7.0f MB/s  cpu %.2f/%.2f s/GB\n",
+				round+1, s.name, sm.down, sm.up, sm.cpuDown, sm.cpuUp)
 		}
+	}
+	if err := split(false); err != nil {
+		return err
 	}
 
 	fmt.Fprintf(os.Stderr, "idle sessions: websockify %d, Portico %d\n", cfg.idlePeer, cfg.idle)
