@@ -113,6 +113,13 @@ type readWaiter interface {
 func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) error {
 	w := waiterFor(src)
 	batch := batchOf(dst)
+	// To a Stream the payload is read behind room for its frame header,
+	// and framed where it lies.
+	stream, _ := dst.(*Stream)
+	room := 0
+	if stream != nil {
+		room = frameRoom
+	}
 	full := false
 	pool := &copyBuffers
 	for {
@@ -121,17 +128,22 @@ func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) e
 		}
 		bp := pool.Get().(*[]byte)
 		buf := *bp
-		r, rerr := src.Read(buf)
-		full = r == len(buf)
+		r, rerr := src.Read(buf[room:])
+		full = r == len(buf)-room
 		if r > 0 {
-			if batch != nil {
+			var wn int
+			var werr error
+			switch {
+			case stream != nil:
+				wn, werr = stream.writeFramed(buf[:room+r])
+			case batch != nil:
 				batch.Hold()
-			}
-			wn, werr := dst.Write(buf[:r])
-			if batch != nil {
+				wn, werr = dst.Write(buf[:r])
 				if err := batch.Release(); werr == nil {
 					werr = err
 				}
+			default:
+				wn, werr = dst.Write(buf[:r])
 			}
 			n.Add(int64(wn))
 			if werr == nil && wn < r {

@@ -1,10 +1,12 @@
 package relay
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -41,6 +43,64 @@ type Stream struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closing   atomic.Bool // a close frame is being or was sent: no more data frames
+
+	wdl atomic.Int64 // write deadline (Unix ns, 0 for none) for frames Stream writes itself
+}
+
+// frameRoom is the room writeFramed needs in front of a payload: the
+// longest server frame header (2 bytes, and 8 of length).
+const frameRoom = 10
+
+// writeFramed sends buf[frameRoom:] as one binary message, writing the
+// frame header into the free room in front of it, so the payload is not
+// copied on its way to TLS (gorilla's WriteMessage copies it into its
+// write buffer first). Pipe reads the backend into buf[frameRoom:].
+func (s *Stream) writeFramed(buf []byte) (int, error) {
+	p := buf[frameRoom:]
+	n := len(p)
+	var start int
+	switch {
+	case n < 126:
+		start = frameRoom - 2
+		buf[start+1] = byte(n)
+	case n <= 0xffff:
+		start = frameRoom - 4
+		buf[start+1] = 126
+		binary.BigEndian.PutUint16(buf[start+2:], uint16(n))
+	default:
+		start = frameRoom - 10
+		buf[start+1] = 127
+		binary.BigEndian.PutUint64(buf[start+2:], uint64(n))
+	}
+	buf[start] = 0x80 | opBinary // FIN, unmasked: a server frame
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closing.Load() {
+		return 0, fmt.Errorf("write to browser: %w", websocket.ErrCloseSent)
+	}
+	conn := s.ws.NetConn()
+	// gorilla's control writes (pings, close) set their own deadline.
+	var dl time.Time
+	if ns := s.wdl.Load(); ns != 0 {
+		dl = time.Unix(0, ns)
+	}
+	if err := conn.SetWriteDeadline(dl); err != nil {
+		return 0, fmt.Errorf("write to browser: %w", err)
+	}
+	if s.batch != nil {
+		s.batch.Hold()
+	}
+	_, err := conn.Write(buf[start:])
+	if s.batch != nil {
+		if rerr := s.batch.Release(); err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write to browser: %w", err)
+	}
+	return n, nil
 }
 
 // NewStream wraps ws, which must come straight from Upgrade (a server-side
@@ -96,6 +156,7 @@ func (s *Stream) readError(err error) error {
 			msg = msg[:maxControlPayload]
 		}
 		// Best effort: the peer is misbehaving and may not read.
+		s.closing.Store(true)
 		_ = s.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeWait))
 		return fmt.Errorf("read websocket: %w", err)
 	}
@@ -124,6 +185,8 @@ func (s *Stream) control(op byte, payload []byte) error {
 	if err != nil {
 		return err
 	}
+	// gorilla's handler answers with a close frame; no data after it.
+	s.closing.Store(true)
 	if err := s.ws.CloseHandler()(code, text); err != nil {
 		return err
 	}
@@ -177,6 +240,7 @@ func (s *Stream) send(typ int, p []byte) error {
 // anything.
 func (s *Stream) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		// Fails harmlessly when the peer's close frame was already answered.
 		_ = s.ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeWait))
@@ -193,11 +257,18 @@ func (s *Stream) SetReadDeadline(t time.Time) error { return s.ws.SetReadDeadlin
 
 // SetWriteDeadline sets the deadline for Write and WriteText. After a
 // write times out the stream is broken.
-func (s *Stream) SetWriteDeadline(t time.Time) error { return s.ws.SetWriteDeadline(t) }
+func (s *Stream) SetWriteDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	s.wdl.Store(ns)
+	return s.ws.SetWriteDeadline(t)
+}
 
 // SetDeadline sets both deadlines.
 func (s *Stream) SetDeadline(t time.Time) error {
-	if err := s.ws.SetWriteDeadline(t); err != nil {
+	if err := s.SetWriteDeadline(t); err != nil {
 		return err
 	}
 	return s.ws.SetReadDeadline(t)

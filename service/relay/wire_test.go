@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -231,5 +233,34 @@ func TestUploadAllocs(t *testing.T) {
 	}
 	if up := cnt.Up.Load(); up != int64(messages*msgSize) {
 		t.Fatalf("up counter %d, want %d", up, messages*msgSize)
+	}
+}
+
+// TestWriteFramedInPlace: a payload behind frameRoom free bytes leaves as
+// one binary message in one write on the connection, for each header
+// length, and arrives unchanged.
+func TestWriteFramedInPlace(t *testing.T) {
+	server, cc, client := wsPair(t, true)
+	s := NewStream(server)
+	for _, size := range []int{1, 125, 126, 65535, 65536, 70000} {
+		buf := make([]byte, frameRoom+size)
+		rand.Read(buf[frameRoom:])
+		want := bytes.Clone(buf[frameRoom:])
+		before := cc.writes.Load()
+		if n, err := s.writeFramed(buf); err != nil || n != size {
+			t.Fatalf("size %d: wrote %d, %v", size, n, err)
+		}
+		if got := cc.writes.Load() - before; got != 1 {
+			t.Fatalf("size %d: %d writes, want 1", size, got)
+		}
+		client.SetReadDeadline(time.Now().Add(20 * time.Second))
+		op, got, err := client.ReadMessage()
+		if err != nil || op != websocket.BinaryMessage || !bytes.Equal(got, want) {
+			t.Fatalf("size %d: received op %d, %d bytes (equal %v), %v", size, op, len(got), bytes.Equal(got, want), err)
+		}
+	}
+	s.Close()
+	if _, err := s.writeFramed(make([]byte, frameRoom+1)); err == nil {
+		t.Fatal("a data frame was written after the close frame")
 	}
 }
