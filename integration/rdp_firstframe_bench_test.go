@@ -79,11 +79,7 @@ type firstFrame struct {
 // any X damage was captured, which is black, not the display's green;
 // the benchmark times that first update, the first pixels the host sends.
 func BenchmarkRDPFirstFrame(b *testing.B) {
-	srv := startRDP(b, "#00c000")
-	p := startPortico(b)
-	p.seedUser(b)
-	p.do(b, "POST", "/api/v1/resources", map[string]any{"id": "office", "name": "Office desktop", "protocol": "rdp", "host": "127.0.0.1",
-		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "ask", "username": "test"}}, nil)
+	_, p := rdpOffice(b)
 	// Trusted, not error-ignored: Chromium caches nothing it fetched over a
 	// connection with a certificate error, and the cache is measured here.
 	ctx := testbrowser.StartTrusting(b, gatewaySPKI(b, p))

@@ -102,12 +102,19 @@ func tryStartRDP(t testing.TB, colour string) (rdpServer, string, bool) {
 	return rdpServer{Port: port, Display: display}, "", true
 }
 
-func TestRDPSessionInTheBrowser(t *testing.T) {
-	srv := startRDP(t, "#00c000")
-	p := startPortico(t)
-	p.seedUser(t)
-	p.do(t, "POST", "/api/v1/resources", map[string]any{"id": "office", "name": "Office desktop", "protocol": "rdp", "host": "127.0.0.1",
+// rdpOffice starts a green freerdp-shadow host and a gateway with the
+// seeded user and the RDP resource "office" on it (password asked).
+func rdpOffice(tb testing.TB) (rdpServer, *portico) {
+	srv := startRDP(tb, "#00c000")
+	p := startPortico(tb)
+	p.seedUser(tb)
+	p.do(tb, "POST", "/api/v1/resources", map[string]any{"id": "office", "name": "Office desktop", "protocol": "rdp", "host": "127.0.0.1",
 		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "ask", "username": "test"}}, nil)
+	return srv, p
+}
+
+func TestRDPSessionInTheBrowser(t *testing.T) {
+	srv, p := rdpOffice(t)
 	ctx := browser(t)
 	signIn(t, ctx, p)
 

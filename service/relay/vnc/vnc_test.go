@@ -476,21 +476,26 @@ func TestClipboardServerToClientEnforcedOnTheWire(t *testing.T) {
 	}
 }
 
+// hostHandshake plays a host's side of RFB 3.8 with None security and a
+// 10×10 32-bit desktop named "x".
+func hostHandshake(b net.Conn) {
+	io.WriteString(b, "RFB 003.008\n")
+	v := make([]byte, 12)
+	io.ReadFull(b, v)
+	b.Write([]byte{1, secNone})
+	io.ReadFull(b, v[:1])
+	b.Write([]byte{0, 0, 0, 0})
+	io.ReadFull(b, v[:1])
+	b.Write([]byte{0, 10, 0, 10, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0, 0, 0, 0, 1, 'x'})
+}
+
 // fakeHost speaks just enough RFB 3.8 with None security to let tests see
 // exactly what the proxy forwards.
 func fakeHost(t *testing.T) (net.Conn, chan []byte) {
 	a, b := tcpPair(t)
 	got := make(chan []byte, 1)
 	go func() {
-		io.WriteString(b, "RFB 003.008\n")
-		v := make([]byte, 12)
-		io.ReadFull(b, v)
-		b.Write([]byte{1, secNone})
-		io.ReadFull(b, v[:1])
-		b.Write([]byte{0, 0, 0, 0})
-		io.ReadFull(b, v[:1])
-		si := []byte{0, 10, 0, 10, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}
-		b.Write(si)
+		hostHandshake(b)
 		b.SetReadDeadline(time.Now().Add(2 * time.Second))
 		all, _ := io.ReadAll(b)
 		got <- all
@@ -904,14 +909,7 @@ func idleHost(t *testing.T) net.Conn {
 	a, b := tcpPair(t)
 	go func() {
 		defer b.Close()
-		io.WriteString(b, "RFB 003.008\n")
-		v := make([]byte, 12)
-		io.ReadFull(b, v)
-		b.Write([]byte{1, secNone})
-		io.ReadFull(b, v[:1])
-		b.Write([]byte{0, 0, 0, 0})
-		io.ReadFull(b, v[:1])
-		b.Write([]byte{0, 10, 0, 10, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0, 0, 0, 0, 1, 'x'})
+		hostHandshake(b)
 		io.Copy(io.Discard, b)
 	}()
 	return a
