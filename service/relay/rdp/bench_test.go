@@ -80,6 +80,7 @@ func BenchmarkRDPDownload(b *testing.B) {
 
 	b.Run("rdcleanpath-wss", func(b *testing.B) {
 		gw := httptest.NewUnstartedServer(nil)
+		gw.Listener = relay.BatchListener(gw.Listener) // as the gateway's HTTPS listener
 		gw.StartTLS()
 		defer gw.Close()
 		host := streamingHost(b, gw.TLS)
