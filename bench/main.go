@@ -26,6 +26,7 @@ func main() {
 	flag.IntVar(&cfg.idlePeer, "idle-websockify", 200, "idle wss sessions opened through websockify (it forks a process per session)")
 	flag.StringVar(&cfg.out, "out", "bench/results.md", "markdown file the table is written to")
 	flag.StringVar(&cfg.rdpPkg, "rdp-pkg", "./service/relay/rdp/", "package with BenchmarkRDPDownload (RDCleanPath vs raw TCP)")
+	cfg.portal.register(flag.CommandLine) // bench/portal.go
 	serve := flag.Bool("serve-relay", false, "internal: run Portico's relay server (the harness starts it)")
 	flag.Parse()
 	cfg.bytes <<= 20

@@ -26,6 +26,7 @@ type config struct {
 	rounds, rtts, idle, idlePeer int
 	bytes                        int64
 	out, rdpPkg                  string
+	portal                       portalConfig // bench/portal.go
 }
 
 // idleResult is the footprint of many open, idle sessions.
@@ -42,6 +43,11 @@ type idleResult struct {
 
 func run(cfg config) error {
 	ctx := context.Background()
+	if cfg.portal.only == "portal" { // bench/portal.go
+		return runPortalOnly(ctx, cfg)
+	} else if cfg.portal.only != "" {
+		return fmt.Errorf("-only %q: the one phase that runs alone is \"portal\"", cfg.portal.only)
+	}
 	if limit := raiseFDLimit(); cfg.idle > limit {
 		fmt.Fprintf(os.Stderr, "bench: the descriptor limit allows %d idle sessions, not %d\n", limit, cfg.idle)
 		cfg.idle = limit
@@ -120,7 +126,10 @@ func run(cfg config) error {
 	fmt.Fprintln(os.Stderr, "RDCleanPath benchmark (go test)")
 	rdpRaw, rdpWSS, rdpErr := rdpBench(cfg)
 
-	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr)
+	fmt.Fprintln(os.Stderr, "portal under load (real gateway)") // bench/portal.go
+	portal := portalPhase(ctx, cfg)
+
+	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr, portal)
 	fmt.Print(table)
 	if err := os.WriteFile(cfg.out, []byte(table), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", cfg.out, err)
