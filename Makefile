@@ -74,7 +74,7 @@ bench: deps-test assets
 
 ## bench-frame: only the RDP time to first frame and web client transfer size (prints, does not write results.md)
 bench-frame: deps-test assets
-	go run ./bench -only-frame
+	go run ./bench -only frame
 
 ## lint: gofmt + go vet
 lint:

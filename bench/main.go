@@ -28,7 +28,7 @@ func main() {
 	flag.StringVar(&cfg.rdpPkg, "rdp-pkg", "./service/relay/rdp/", "package with BenchmarkRDPDownload (RDCleanPath vs raw TCP)")
 	flag.IntVar(&cfg.frames, "frames", 20, "RDP launches timed in headless Chromium for the time to first frame")
 	flag.StringVar(&cfg.framePkg, "frame-pkg", "./integration/", "package with BenchmarkRDPFirstFrame (RDP time to first frame)")
-	onlyFrame := flag.Bool("only-frame", false, "run only target 6 (web client transfer size, RDP time to first frame) and print it; -out is not written")
+	cfg.portal.register(flag.CommandLine) // bench/portal.go
 	serve := flag.Bool("serve-relay", false, "internal: run Portico's relay server (the harness starts it)")
 	flag.Parse()
 	cfg.bytes <<= 20
@@ -40,7 +40,7 @@ func main() {
 		}
 		return
 	}
-	if *onlyFrame {
+	if cfg.portal.only == "frame" {
 		ff := measureFirstFrame(cfg)
 		fmt.Print("| # | target | measured | verdict |\n|---|---|---|---|\n" + ff.targetRows() + ff.section())
 		return

@@ -45,7 +45,7 @@ func verdict(ok bool) string {
 
 // render builds the markdown report: the table of setups, then each
 // target with its measured ratio and verdict.
-func render(cfg config, setups []setup, samples [][]sample, peerIdle, porticoIdle idleResult, rdpRaw, rdpWSS []float64, rdpErr error, ff firstFrameResult) string {
+func render(cfg config, setups []setup, samples [][]sample, peerIdle, porticoIdle idleResult, rdpRaw, rdpWSS []float64, rdpErr error, portal portalResult, ff firstFrameResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Relay benchmark results\n\n")
 	fmt.Fprintf(&b, "Produced by `make bench` on %s, %d cores (%s), %s; %d rounds of %d MiB per direction and %d 64-byte round trips, interleaved raw → websockify → Portico. Medians with [min–max]. CPU is the relay process's own (websockify: its process tree), read from /proc, per 10^9 bytes. Round trips are measured first, with no CPU placement. For throughput each relay runs on CPU 1 and the harness (one lean WebSocket client for every setup, and the TCP backends) on CPU 0, so the client cannot take the relay's core; on 2 cores it otherwise limits both relays alike.\n\n",
@@ -110,12 +110,13 @@ func render(cfg config, setups []setup, samples [][]sample, peerIdle, porticoIdl
 	fmt.Fprintf(&b, "| 4 | %d concurrent idle sessions without errors | %d errors%s (opened in %v; %d descriptors left after closing) | %s |\n",
 		porticoIdle.sessions, porticoIdle.errors, errText, porticoIdle.openTime.Round(time.Millisecond), max(porticoIdle.fdsLeft, 0),
 		verdict(porticoIdle.errors == 0 && porticoIdle.sessions >= 10000))
-	fmt.Fprintf(&b, "| 5 | portal resource list / launch ticket ≥ 5,000 req/s, p99 < 20 ms | not measured by this harness yet | UNMEASURED |\n")
+	renderPortalTargets(&b, portal) // bench/portal.go
 	b.WriteString(ff.targetRows())
 	if porticoIdle.sessions < 10000 {
 		fmt.Fprintf(&b, "\nFewer than 10,000 idle sessions: this machine's hard RLIMIT_NOFILE (which the harness cannot raise without CAP_SYS_RESOURCE) allows only %d with two descriptors each in the relay.\n", porticoIdle.sessions)
 	}
 	fmt.Fprintf(&b, "\nReference run on this class of machine (2 cores): raw TCP ~2.8 GB/s; websockify-wss ~670 MB/s down / ~370 MB/s up at ~1.4 CPU-s/GB. Absolute numbers vary with the machine's load; the ratios are what the targets judge.\n")
+	renderPortalTable(&b, portal) // bench/portal.go
 	b.WriteString(ff.section())
 	return b.String()
 }

@@ -26,8 +26,9 @@ type config struct {
 	rounds, rtts, idle, idlePeer int
 	bytes                        int64
 	out, rdpPkg                  string
-	frames                       int    // RDP launches timed by BenchmarkRDPFirstFrame (target 6)
-	framePkg                     string // package with BenchmarkRDPFirstFrame
+	frames                       int          // RDP launches timed by BenchmarkRDPFirstFrame (target 6)
+	framePkg                     string       // package with BenchmarkRDPFirstFrame
+	portal                       portalConfig // bench/portal.go
 }
 
 // idleResult is the footprint of many open, idle sessions.
@@ -44,6 +45,11 @@ type idleResult struct {
 
 func run(cfg config) error {
 	ctx := context.Background()
+	if cfg.portal.only == "portal" { // bench/portal.go
+		return runPortalOnly(ctx, cfg)
+	} else if cfg.portal.only != "" {
+		return fmt.Errorf("-only %q: the phases that run alone are \"portal\" and \"frame\"", cfg.portal.only)
+	}
 	if limit := raiseFDLimit(); cfg.idle > limit {
 		fmt.Fprintf(os.Stderr, "bench: the descriptor limit allows %d idle sessions, not %d\n", limit, cfg.idle)
 		cfg.idle = limit
@@ -155,9 +161,12 @@ func run(cfg config) error {
 	fmt.Fprintln(os.Stderr, "RDCleanPath benchmark (go test)")
 	rdpRaw, rdpWSS, rdpErr := rdpBench(cfg)
 
+	fmt.Fprintln(os.Stderr, "portal under load (real gateway)") // bench/portal.go
+	portal := portalPhase(ctx, cfg)
+
 	ff := measureFirstFrame(cfg)
 
-	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr, ff)
+	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr, portal, ff)
 	fmt.Print(table)
 	if err := os.WriteFile(cfg.out, []byte(table), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", cfg.out, err)

@@ -35,9 +35,11 @@ type Event struct {
 // MaxAuditEvents is how many audit records are kept; older ones are pruned.
 const MaxAuditEvents = 200000
 
-// AppendAudit adds an event in its own transaction.
+// AppendAudit adds an event and returns once it is committed and fsynced.
+// Concurrent calls share one transaction (see auditQueue), so a busy
+// portal does not pay one fsync per audited request.
 func (s *Store) AppendAudit(e Event) error {
-	return s.Update(func(t *Tx) error { return t.AppendAudit(e) })
+	return s.audit.append(s, e)
 }
 
 // AppendAudit adds an event within t.

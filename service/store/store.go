@@ -60,6 +60,8 @@ type Store struct {
 	pidPath string
 	// applyMu keeps Apply's commit and publication in one order.
 	applyMu sync.Mutex
+	// audit coalesces concurrent AppendAudit calls into group commits.
+	audit auditQueue
 }
 
 // Options tune Open.

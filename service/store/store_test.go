@@ -258,34 +258,7 @@ func TestKillDuringWrites(t *testing.T) {
 		}
 		os.Exit(0)
 	}
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillDuringWrites$")
-	cmd.Env = append(os.Environ(), "PORTICO_STORE_WRITER="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var acked []string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "error") {
-			t.Fatal(line)
-		}
-		if name, ok := strings.CutPrefix(line, "ack "); ok {
-			acked = append(acked, name)
-			if len(acked) == 150 {
-				cmd.Process.Signal(syscall.SIGKILL)
-			}
-		}
-	}
-	cmd.Wait()
-	if len(acked) < 150 {
-		t.Fatalf("writer acknowledged only %d writes", len(acked))
-	}
+	dir, acked := killWriterAfter(t, "TestKillDuringWrites", "PORTICO_STORE_WRITER", 150)
 	s := openT(t, dir)
 	s.View(func(tx *Tx) error {
 		for _, name := range acked {
@@ -295,6 +268,47 @@ func TestKillDuringWrites(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// killWriterAfter runs test again in a child process with envVar naming a
+// fresh data directory; the child writes and prints "ack <name>" after
+// each write returns, and is killed (SIGKILL) after acks of them. It
+// returns the directory and every name acknowledged before the kill.
+func killWriterAfter(t *testing.T, test, envVar string, acks int) (string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), envVar+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hung := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() }) // against a hang only
+	defer hung.Stop()
+	var acked []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "error") {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal(line)
+		}
+		if name, ok := strings.CutPrefix(line, "ack "); ok {
+			acked = append(acked, name)
+			if len(acked) == acks {
+				cmd.Process.Signal(syscall.SIGKILL)
+			}
+		}
+	}
+	cmd.Wait()
+	if len(acked) < acks {
+		t.Fatalf("writer acknowledged only %d writes", len(acked))
+	}
+	return dir, acked
 }
 
 // FuzzImport feeds arbitrary bytes to the import reader and validator; an
