@@ -533,7 +533,7 @@ func renderPortalTable(b *strings.Builder, r portalResult) {
 		fmt.Fprintf(b, "The portal phase could not run: %v\n", r.err)
 		return
 	}
-	fmt.Fprintf(b, "portico-gateway built from `./service`, data directory on %s. %d clients each signed in once as the same user (own session cookie, CSRF token and one keep-alive HTTPS connection), in a closed loop (next request when the last is answered) for %v per endpoint per round, %d rounds interleaved; the load generator shares the machine's cores with the gateway. Sign-in itself is not measured (its argon2id cost is deliberate). Medians over rounds, [min–max] for req/s; errors are summed. Gateway CPU is its process's user+system time per answered request.\n\n",
+	fmt.Fprintf(b, "portico-gateway built from `./service`, data directory on %s. %d clients each signed in once as the same user (own session cookie, CSRF token and one keep-alive HTTPS connection), in a closed loop (next request when the last is answered) for %v per endpoint per round, %d rounds interleaved; the load generator shares the machine's cores with the gateway. Sign-in itself is not measured (its argon2id cost is deliberate). Medians over rounds, [min–max] for req/s; errors are summed. Gateway CPU is its process's user+system time per answered request. The portal page renders the resource list into GET / itself (its script does not call /api/resources, the JSON list), so both are measured; a launch is the page's POST with its CSRF header, cycling through one VNC, SSH and RDP resource.\n\n",
 		r.dataFS, r.clients, r.secs, r.rounds)
 	fmt.Fprintf(b, "| portal endpoint, %d concurrent clients | req/s | p50 | p99 | errors | gateway CPU per request |\n|---|---|---|---|---|---|\n", r.clients)
 	for _, e := range r.endpoints {
