@@ -44,8 +44,13 @@ type BatchConn struct {
 // NewBatchConn wraps c.
 func NewBatchConn(c net.Conn) *BatchConn { return &BatchConn{Conn: c} }
 
-// Hold starts gathering writes until the matching Release.
+// Hold starts gathering writes until the matching Release. Hold and
+// Release on a nil BatchConn do nothing, so callers need not ask whether
+// their connection has one.
 func (c *BatchConn) Hold() {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.holds == 0 {
@@ -57,6 +62,9 @@ func (c *BatchConn) Hold() {
 // Release ends a Hold; the last one writes what was gathered, in one
 // write, and returns its error.
 func (c *BatchConn) Release() error {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.holds--

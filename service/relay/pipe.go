@@ -133,17 +133,14 @@ func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) e
 		if r > 0 {
 			var wn int
 			var werr error
-			switch {
-			case stream != nil:
+			if stream != nil {
 				wn, werr = stream.writeFramed(buf[:room+r])
-			case batch != nil:
+			} else {
 				batch.Hold()
 				wn, werr = dst.Write(buf[:r])
 				if err := batch.Release(); werr == nil {
 					werr = err
 				}
-			default:
-				wn, werr = dst.Write(buf[:r])
 			}
 			n.Add(int64(wn))
 			if werr == nil && wn < r {

@@ -23,11 +23,15 @@ import (
 
 // Sizes on the hot path.
 const (
-	// BufferSize is Pipe's copy buffer and the largest message Write sends.
-	// 64 KiB makes the per-message costs (frame header, TLS record
-	// headers, system call) small against the payload while keeping a
-	// single message's latency low.
+	// BufferSize is Pipe's copy buffer: a frame header's room and the
+	// largest message Stream sends (MaxPayload). 64 KiB makes the
+	// per-message costs (frame header, TLS record headers, system call)
+	// small against the payload while keeping a single message's latency
+	// low, and a whole frame fills exactly four TLS records.
 	BufferSize = 64 << 10
+
+	// MaxPayload is the largest binary message Stream sends.
+	MaxPayload = BufferSize - frameRoom
 
 	// MaxMessage is the largest message accepted from a browser, summed
 	// over its fragments. Stream never buffers a whole message, so this is
@@ -55,9 +59,9 @@ func NewUpgrader(allowOrigin func(origin string) bool) *websocket.Upgrader {
 		// Zero makes gorilla keep the HTTP server's reader instead of
 		// allocating one; Stream reads with its own buffer anyway.
 		ReadBufferSize: 0,
-		// gorilla adds room for the frame header, so a BufferSize message
-		// is framed in one buffer and sent in one write.
-		WriteBufferSize:   BufferSize,
+		// Stream frames data messages itself; gorilla writes only
+		// control frames (from a buffer of their own) and, from a pool,
+		// never holds a write buffer per connection.
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: false,
 		CheckOrigin: func(r *http.Request) bool {

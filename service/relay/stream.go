@@ -18,7 +18,7 @@ const closeWait = time.Second
 
 // Stream is a browser WebSocket seen as a byte stream. Read returns the
 // payloads of binary and text messages as one stream, across message
-// boundaries; each Write is sent as binary messages of at most BufferSize
+// boundaries; each Write is sent as binary messages of at most MaxPayload
 // bytes, each one frame in one write on the connection.
 //
 // One goroutine may read while another writes; Write, WriteText, Close and
@@ -29,8 +29,10 @@ const closeWait = time.Second
 // only allocation left. It reads from the connection without a buffer of
 // its own beyond a few hundred bytes: a TLS connection holds a whole
 // decrypted record already, and an idle session should hold nothing.
-// gorilla still does the handshake, all writes, and the ping, pong and
-// close handlers, which Stream calls as gorilla would.
+// It writes data frames itself too (writeFrameLocked), with the header in
+// front of the payload in one TLS write. gorilla still does the handshake,
+// the control frames, and the ping, pong and close handlers, which Stream
+// calls as gorilla would.
 //
 // When the TLS connection runs over a BatchConn, each message goes out in
 // one system call.
@@ -54,11 +56,23 @@ const frameRoom = 10
 
 // writeFramed sends buf[frameRoom:] as one binary message, writing the
 // frame header into the free room in front of it, so the payload is not
-// copied on its way to TLS (gorilla's WriteMessage copies it into its
-// write buffer first). Pipe reads the backend into buf[frameRoom:].
+// copied on its way to TLS. Pipe reads the backend into buf[frameRoom:].
 func (s *Stream) writeFramed(buf []byte) (int, error) {
-	p := buf[frameRoom:]
-	n := len(p)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.writeFrameLocked(opBinary, buf); err != nil {
+		return 0, fmt.Errorf("write to browser: %w", err)
+	}
+	return len(buf) - frameRoom, nil
+}
+
+// writeFrameLocked sends buf[frameRoom:] as one message of type op, its
+// header written into buf[:frameRoom], in one TLS write (one system call
+// over a BatchConn). Every data frame Stream sends goes through here, so
+// none follows a close frame and all obey the Stream's write deadline.
+// s.wmu is held.
+func (s *Stream) writeFrameLocked(op byte, buf []byte) error {
+	n := len(buf) - frameRoom
 	var start int
 	switch {
 	case n < 126:
@@ -73,11 +87,9 @@ func (s *Stream) writeFramed(buf []byte) (int, error) {
 		buf[start+1] = 127
 		binary.BigEndian.PutUint64(buf[start+2:], uint64(n))
 	}
-	buf[start] = 0x80 | opBinary // FIN, unmasked: a server frame
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	buf[start] = 0x80 | op // FIN, unmasked: a server frame
 	if s.closing.Load() {
-		return 0, fmt.Errorf("write to browser: %w", websocket.ErrCloseSent)
+		return websocket.ErrCloseSent
 	}
 	conn := s.ws.NetConn()
 	// gorilla's control writes (pings, close) set their own deadline.
@@ -86,21 +98,30 @@ func (s *Stream) writeFramed(buf []byte) (int, error) {
 		dl = time.Unix(0, ns)
 	}
 	if err := conn.SetWriteDeadline(dl); err != nil {
-		return 0, fmt.Errorf("write to browser: %w", err)
+		return err
 	}
-	if s.batch != nil {
-		s.batch.Hold()
-	}
+	s.batch.Hold()
 	_, err := conn.Write(buf[start:])
-	if s.batch != nil {
-		if rerr := s.batch.Release(); err == nil {
-			err = rerr
-		}
+	if rerr := s.batch.Release(); err == nil {
+		err = rerr
 	}
-	if err != nil {
-		return 0, fmt.Errorf("write to browser: %w", err)
+	return err
+}
+
+// writeCopy sends p as one message of type op, copied behind header room
+// into a pooled buffer (or, for a text message larger than one, a buffer
+// of its own). s.wmu is held.
+func (s *Stream) writeCopy(op byte, p []byte) error {
+	if len(p) > MaxPayload {
+		buf := make([]byte, frameRoom+len(p))
+		copy(buf[frameRoom:], p)
+		return s.writeFrameLocked(op, buf)
 	}
-	return n, nil
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := (*bp)[:frameRoom+len(p)]
+	copy(buf[frameRoom:], p)
+	return s.writeFrameLocked(op, buf)
 }
 
 // NewStream wraps ws, which must come straight from Upgrade (a server-side
@@ -193,15 +214,15 @@ func (s *Stream) control(op byte, payload []byte) error {
 	return &websocket.CloseError{Code: code, Text: text}
 }
 
-// Write sends p as binary messages of at most BufferSize bytes each; a
+// Write sends p as binary messages of at most MaxPayload bytes each; a
 // message up to that size is one frame in one write on the connection.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	written := 0
 	for len(p) > 0 {
-		chunk := p[:min(len(p), BufferSize)]
-		if err := s.send(websocket.BinaryMessage, chunk); err != nil {
+		chunk := p[:min(len(p), MaxPayload)]
+		if err := s.writeCopy(opBinary, chunk); err != nil {
 			return written, fmt.Errorf("write to browser: %w", err)
 		}
 		written += len(chunk)
@@ -215,24 +236,10 @@ func (s *Stream) Write(p []byte) (int, error) {
 func (s *Stream) WriteText(p []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.send(websocket.TextMessage, p); err != nil {
+	if err := s.writeCopy(opText, p); err != nil {
 		return fmt.Errorf("write text to browser: %w", err)
 	}
 	return nil
-}
-
-// send writes one message, its TLS records gathered into one write when
-// the connection allows. s.wmu is held.
-func (s *Stream) send(typ int, p []byte) error {
-	if s.batch == nil {
-		return s.ws.WriteMessage(typ, p)
-	}
-	s.batch.Hold()
-	err := s.ws.WriteMessage(typ, p)
-	if rerr := s.batch.Release(); err == nil {
-		err = rerr
-	}
-	return err
 }
 
 // Close sends a normal-closure frame (waiting at most a second for a peer

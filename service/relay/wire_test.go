@@ -92,10 +92,10 @@ func wsPair(t testing.TB, secure bool) (server *websocket.Conn, cc *countConn, c
 	return server, <-conns, client
 }
 
-// TestOneWritePerMessage: each message of up to BufferSize bytes is one
-// frame in one write on the connection, also over TLS, where a BufferSize
-// message is five TLS records that a BatchConn sends together; longer
-// writes are split at BufferSize.
+// TestOneWritePerMessage: each message of up to MaxPayload bytes is one
+// frame in one write on the connection, also over TLS, where such a
+// message is four TLS records that a BatchConn sends together; longer
+// writes are split at MaxPayload.
 func TestOneWritePerMessage(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		t.Run(map[bool]string{false: "ws", true: "wss"}[secure], func(t *testing.T) { oneWritePerMessage(t, secure) })
@@ -133,7 +133,7 @@ func oneWritePerMessage(t *testing.T, secure bool) {
 		size       int
 		wantWrites int64
 	}{
-		{1, 1}, {125, 1}, {126, 1}, {65535, 1}, {BufferSize, 1}, {BufferSize + 1, 2}, {2*BufferSize + 1, 3},
+		{1, 1}, {125, 1}, {126, 1}, {MaxPayload, 1}, {MaxPayload + 1, 2}, {2*MaxPayload + 1, 3},
 	}
 	for _, tc := range cases {
 		before := cc.writes.Load()
@@ -146,8 +146,8 @@ func oneWritePerMessage(t *testing.T, secure bool) {
 		for left := tc.size; left > 0; {
 			select {
 			case n := <-sizes:
-				if n > BufferSize {
-					t.Fatalf("a %d-byte message; the maximum is %d", n, BufferSize)
+				if n > MaxPayload {
+					t.Fatalf("a %d-byte message; the maximum is %d", n, MaxPayload)
 				}
 				left -= n
 			case <-time.After(20 * time.Second):
@@ -262,5 +262,21 @@ func TestWriteFramedInPlace(t *testing.T) {
 	s.Close()
 	if _, err := s.writeFramed(make([]byte, frameRoom+1)); err == nil {
 		t.Fatal("a data frame was written after the close frame")
+	}
+}
+
+// TestWriteTextLarge: a text message larger than a copy buffer still
+// leaves as one message, unchanged.
+func TestWriteTextLarge(t *testing.T) {
+	server, _, client := wsPair(t, true)
+	s := NewStream(server)
+	want := bytes.Repeat([]byte("0123456789"), 7000)
+	if err := s.WriteText(want); err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadDeadline(time.Now().Add(20 * time.Second))
+	op, got, err := client.ReadMessage()
+	if err != nil || op != websocket.TextMessage || !bytes.Equal(got, want) {
+		t.Fatalf("received op %d, %d bytes (equal %v), %v", op, len(got), bytes.Equal(got, want), err)
 	}
 }
