@@ -86,14 +86,7 @@ func TestDetectDNSFollowsSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		g.Shutdown(ctx)
-	})
+	startForTest(t, g)
 	tg := &testGW{Gateway: g}
 	if got := tg.listener("dns"); got != first {
 		t.Fatalf("dns listener %q, want %s", got, first)

@@ -44,14 +44,7 @@ func startGW(t *testing.T, portal http.Handler) *testGW {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		g.Shutdown(ctx)
-	})
+	startForTest(t, g)
 	tg := &testGW{Gateway: g, out: out}
 	for _, l := range g.Listeners() {
 		switch l.Name {
@@ -422,4 +415,17 @@ func TestResourceSecretsAreSealedAndNeverReturned(t *testing.T) {
 	if ae, ok := err.(*admin.APIError); !ok || ae.Status != 400 {
 		t.Fatalf("missing group: %v", err)
 	}
+}
+
+// startForTest starts g and shuts it down when the test ends.
+func startForTest(t *testing.T, g *Gateway) {
+	t.Helper()
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g.Shutdown(ctx)
+	})
 }
