@@ -105,16 +105,16 @@ type readWaiter interface {
 //
 // A source that can wait for input (Stream, a socket) is waited on before
 // the buffer is borrowed, and the buffer goes back to the pool after each
-// write: an idle session holds none. Other sources (a TLS connection to an
-// RDP host) block in Read with a buffer, sized by their last read. While a transfer is in full flow (the
+// write: an idle session holds none. While a transfer is in full flow (the
 // last read filled the buffer, so more is waiting) the wait, a system call
-// on a socket, is skipped. A destination that is TLS over a BatchConn gets
-// each write's records in one system call.
+// on a socket, is skipped. Other sources (a TLS connection to an RDP host)
+// block in Read with a buffer, sized by their last read.
+//
+// To a Stream each read is framed in place (writeFramed); to TLS over a
+// BatchConn each write's records leave in one system call.
 func copyDirection(name string, dst io.Writer, src io.Reader, n *atomic.Int64) error {
 	w := waiterFor(src)
 	batch := batchOf(dst)
-	// To a Stream the payload is read behind room for its frame header,
-	// and framed where it lies.
 	stream, _ := dst.(*Stream)
 	room := 0
 	if stream != nil {
