@@ -52,12 +52,8 @@ type launchReply struct {
 // enabled, resource assigned) and returns its session and resource; a
 // refusal is answered and audited.
 func (p *Portal) launchTarget(w http.ResponseWriter, r *http.Request) (*Session, config.Resource, bool) {
-	s := p.requireSession(w, r)
+	s := p.requirePageRequest(w, r)
 	if s == nil {
-		return nil, config.Resource{}, false
-	}
-	if !checkCSRF(r, s.CSRF) {
-		writeJSONError(w, http.StatusForbidden, "This request did not come from the portal page: reload the page and try again.")
 		return nil, config.Resource{}, false
 	}
 	if _, ok := p.account(s); !ok {
@@ -104,12 +100,8 @@ func (p *Portal) apiLaunch(w http.ResponseWriter, r *http.Request) {
 // apiClientIP records the public IP the browser got from the client IP
 // detection service.
 func (p *Portal) apiClientIP(w http.ResponseWriter, r *http.Request) {
-	s := p.requireSession(w, r)
+	s := p.requirePageRequest(w, r)
 	if s == nil {
-		return
-	}
-	if !checkCSRF(r, s.CSRF) {
-		writeJSONError(w, http.StatusForbidden, "This request did not come from the portal page.")
 		return
 	}
 	var in struct {

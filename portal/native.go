@@ -233,12 +233,8 @@ func (p *Portal) detectView(sn *config.Snapshot, s *Session) detectView {
 // apiDetectStart issues a detection nonce for this sign-in and returns the
 // portico://detect URL the page opens.
 func (p *Portal) apiDetectStart(w http.ResponseWriter, r *http.Request) {
-	s := p.requireSession(w, r)
+	s := p.requirePageRequest(w, r)
 	if s == nil {
-		return
-	}
-	if !checkCSRF(r, s.CSRF) {
-		writeJSONError(w, http.StatusForbidden, "This request did not come from the portal page: reload the page and try again.")
 		return
 	}
 	sn := snap(r)
@@ -317,12 +313,8 @@ func (p *Portal) apiDetectStatus(w http.ResponseWriter, r *http.Request) {
 // apiLaunchMethod stores the user's own launch method choice, offered only
 // when the admin allows users to select one.
 func (p *Portal) apiLaunchMethod(w http.ResponseWriter, r *http.Request) {
-	s := p.requireSession(w, r)
+	s := p.requirePageRequest(w, r)
 	if s == nil {
-		return
-	}
-	if !checkCSRF(r, s.CSRF) {
-		writeJSONError(w, http.StatusForbidden, "This request did not come from the portal page: reload the page and try again.")
 		return
 	}
 	c := snap(r).Effective.Portal.Client

@@ -275,6 +275,20 @@ func (p *Portal) signOut(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
 }
 
+// requirePageRequest is requireSession for a state-changing call from the
+// portal page: it also checks the page's CSRF token, answering a refusal.
+func (p *Portal) requirePageRequest(w http.ResponseWriter, r *http.Request) *Session {
+	s := p.requireSession(w, r)
+	if s == nil {
+		return nil
+	}
+	if !checkCSRF(r, s.CSRF) {
+		writeJSONError(w, http.StatusForbidden, "This request did not come from the portal page: reload the page and try again.")
+		return nil
+	}
+	return s
+}
+
 // requireSession returns the session or answers "signed out".
 func (p *Portal) requireSession(w http.ResponseWriter, r *http.Request) *Session {
 	s := p.current(r)
