@@ -3,9 +3,11 @@ package portal
 import (
 	"crypto/subtle"
 	"fmt"
+	"html/template"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"portico/service/config"
@@ -117,8 +119,10 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 		p.sessions.Update(s, func(s *Session) { s.Notice = "" })
 	}
 	snapshot := snap(r)
+	list := p.resourceList(snapshot, s)
 	p.render(w, r, http.StatusOK, "home.html", pageData{Title: "Your desktops and applications", Session: s, Notice: notice, Data: homeData{
-		Resources:   p.assigned(snapshot, s),
+		Resources:   list.resources,
+		List:        list.html,
 		NewTab:      snapshot.Effective.Portal.Client.OpenInNewTab,
 		IPDetectURL: ipDetectURL(snapshot),
 		RDPFile:     snapshot.Effective.Portal.Client.LaunchMethod != config.LaunchBrowser && snapshot.Effective.Portal.NLB.AlternatePortEnabled,
@@ -127,7 +131,10 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 }
 
 type homeData struct {
-	Resources   []resourceView
+	Resources []resourceView
+	// List is Resources rendered (the resource-list template), shared by
+	// every page of the same settings version and user.
+	List        template.HTML
 	NewTab      bool
 	IPDetectURL string
 	// RDPFile offers "Download .rdp" for RDP resources (native launches
@@ -142,6 +149,59 @@ func ipDetectURL(s *config.Snapshot) string {
 		return d.URL
 	}
 	return ""
+}
+
+// renderedList is one user's resource list under one settings version.
+type renderedList struct {
+	resources []resourceView
+	html      template.HTML
+}
+
+// listCache holds rendered resource lists for the current settings
+// version. Escaping the list through html/template was most of the portal
+// page's cost; the list changes only with the settings or the user.
+type listCache struct {
+	mu      sync.Mutex
+	version uint64
+	lists   map[string]renderedList
+}
+
+// maxCachedLists bounds the cache; past it the cache starts again empty.
+const maxCachedLists = 4096
+
+// resourceList returns the session user's assigned resources and their
+// rendered list, from the cache when the settings version and the user
+// (name, groups) are the same. Nothing in it is per request.
+func (p *Portal) resourceList(s *config.Snapshot, sess *Session) renderedList {
+	newTab := s.Effective.Portal.Client.OpenInNewTab
+	rdpFile := s.Effective.Portal.Client.LaunchMethod != config.LaunchBrowser && s.Effective.Portal.NLB.AlternatePortEnabled
+	key := strings.ToLower(sess.User) + "\x00" + strings.ToLower(strings.Join(sess.Groups, "\x00"))
+	c := &p.lists
+	c.mu.Lock()
+	if c.version != s.Version || c.lists == nil || len(c.lists) >= maxCachedLists {
+		c.version, c.lists = s.Version, map[string]renderedList{}
+	}
+	l, ok := c.lists[key]
+	c.mu.Unlock()
+	if ok {
+		return l
+	}
+	l.resources = p.assigned(s, sess)
+	var b strings.Builder
+	if err := p.tpl.ExecuteTemplate(&b, "resource-list", struct {
+		Resources       []resourceView
+		RDPFile, NewTab bool
+	}{l.resources, rdpFile, newTab}); err != nil {
+		p.Logger.Error("render resource list", "err", err)
+		return l // not cached: the page shows what rendered
+	}
+	l.html = template.HTML(b.String()) // escaped by html/template above
+	c.mu.Lock()
+	if c.version == s.Version {
+		c.lists[key] = l
+	}
+	c.mu.Unlock()
+	return l
 }
 
 // resourceView is what the browser may know about a resource: never its

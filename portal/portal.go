@@ -69,6 +69,7 @@ type Portal struct {
 	tpl      *template.Template
 	mux      *http.ServeMux
 	relays   relayState
+	lists    listCache // rendered resource lists (pages.go)
 }
 
 // New builds the portal.

@@ -356,3 +356,40 @@ func TestDisabledAfterSignInCannotLaunch(t *testing.T) {
 		t.Fatalf("the disabled account's portal session survived: %d", r.StatusCode)
 	}
 }
+
+// The portal page's resource list is rendered once per settings version and
+// user: a published change (a renamed resource, a new one, the new-tab
+// setting) shows on the next page, and each user sees only their own list.
+func TestPortalResourceListFollowsSettings(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	if resp, _ := e.signIn(c, `OFFICE\alice`, "alice-password"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	if _, home := e.get(c, "/userportal/"); !strings.Contains(home, `data-name="Workstation"`) || strings.Contains(home, "Secret") || !strings.Contains(home, `class="newtab"`) {
+		t.Fatalf("first page lists the wrong resources:\n%s", home)
+	}
+	err := e.st.Apply(e.live, config.DefaultGatewayID, func(tx *store.Tx) error {
+		for _, r := range []config.Resource{
+			{ID: "ws1", Name: "Renamed <desk>", Protocol: config.ProtocolVNC, Host: "127.0.0.1", Groups: []string{"staff"}},
+			{ID: "ws2", Name: "Second desk", Protocol: config.ProtocolVNC, Host: "127.0.0.1", Users: []string{"alice"}},
+		} {
+			r.Normalize()
+			if err := tx.PutResource(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.editSite(func(s *config.PortalSettings) { s.Client.OpenInNewTab = false })
+	_, home := e.get(c, "/userportal/")
+	if !strings.Contains(home, `data-name="Renamed &lt;desk&gt;"`) || !strings.Contains(home, "Second desk") || strings.Contains(home, `"Workstation"`) || strings.Contains(home, `class="newtab"`) {
+		t.Fatalf("page after the change does not show it (escaped):\n%s", home)
+	}
+	if strings.Contains(home, "<desk>") {
+		t.Fatalf("resource name not escaped:\n%s", home)
+	}
+}
