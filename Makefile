@@ -65,10 +65,19 @@ build-windows: assets
 	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/portico-gateway.exe ./service
 	GOOS=windows GOARCH=amd64 go vet ./service/...
 
-## bench: relay and portal benchmarks
-bench: deps-test assets
+## bench: relay and portal benchmarks, and RDP sessions next to Apache Guacamole's guacd (built once into bench/out/guacd)
+bench: deps-bench assets
 	go test -run '^$$' -bench . -benchmem ./service/...
 	go run ./bench -out bench/results.md
+
+deps-bench:
+	@scripts/deps.sh bench
+
+.PHONY: deps-bench bench-sessions
+
+## bench-sessions: only the Portico / guacd RDP session comparison (prints and draws bench/sessions.svg, does not write results.md)
+bench-sessions: deps-bench assets
+	go run ./bench -only sessions
 
 .PHONY: bench-frame
 

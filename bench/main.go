@@ -29,13 +29,29 @@ func main() {
 	flag.IntVar(&cfg.frames, "frames", 20, "RDP launches timed in headless Chromium for the time to first frame")
 	flag.StringVar(&cfg.framePkg, "frame-pkg", "./integration/", "package with BenchmarkRDPFirstFrame (RDP time to first frame)")
 	cfg.portal.register(flag.CommandLine) // bench/portal.go
+	flag.StringVar(&cfg.sessions.counts, "sessions", "1,4,16", "concurrent RDP sessions measured through Portico and guacd")
+	flag.IntVar(&cfg.sessions.secs, "session-secs", 10, "seconds each session count is measured for, per system")
+	flag.IntVar(&cfg.sessions.rounds, "session-rounds", 1, "interleaved rounds of the Portico/guacd session comparison")
+	flag.StringVar(&cfg.sessions.guacdSrc, "guacd-src", "", "guacamole-server-1.6.0.tar.gz (default: ../shared/peers or ../../shared/peers)")
+	flag.StringVar(&cfg.sessions.guacdOut, "guacd-build", "bench/out/guacd", "folder guacd is built into once (ignored by git)")
+	flag.StringVar(&cfg.sessions.chart, "chart", "bench/sessions.svg", "SVG chart of CPU per session and fps against sessions")
+	flag.StringVar(&cfg.sessions.sessPkg, "sessions-pkg", "./integration/", "package with BenchmarkRDPSessions (Portico vs guacd)")
+	flag.StringVar(&cfg.pprof, "pprof", "", "write a CPU profile of the relay process (bench/serve.go) over the whole run to this file")
+	cfg.sessions.fpsTarget = 10
 	serve := flag.Bool("serve-relay", false, "internal: run Portico's relay server (the harness starts it)")
 	flag.Parse()
 	cfg.bytes <<= 20
 
 	if *serve {
-		if err := serveRelay(flag.Args()); err != nil {
+		if err := serveRelay(flag.Args(), cfg.pprof); err != nil {
 			slog.Error("relay server", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if cfg.portal.only == "sessions" {
+		if err := runSessionsOnly(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 		return

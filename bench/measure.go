@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	"portico/service/relay/rdp"
 )
 
 // setup is one way of reaching the backends: raw TCP, or a wss relay
@@ -26,6 +28,9 @@ type setup struct {
 	wss func(backend string) string
 	raw map[string]string // backend addresses, for raw TCP
 	pid int               // the relay's process; 0 for raw TCP
+	// rdcleanpath: the WebSocket starts with an RDCleanPath request and
+	// its response, as the RDP web client's does.
+	rdcleanpath bool
 }
 
 // sample is one round's result for one setup.
@@ -50,7 +55,53 @@ func (s setup) dial(backend string) (conn, error) {
 		}
 		return c, nil
 	}
-	return dialWSS(s.wss(backend))
+	c, err := dialWSS(s.wss(backend))
+	if err != nil || !s.rdcleanpath {
+		return c, err
+	}
+	if err := c.rdCleanPath(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// rdCleanPath sends the web client's first message (an RDCleanPath
+// request with an X.224 connection request) and checks the answer.
+func (c *wsConn) rdCleanPath() error {
+	first, err := rdp.NewRequest(rdp.BuildConnectionRequest("", rdp.ProtocolSSL|rdp.ProtocolHybrid), "bench:3389", "token", "").Marshal()
+	if err != nil {
+		return fmt.Errorf("RDCleanPath request: %w", err)
+	}
+	if _, err := c.Write(first); err != nil {
+		return fmt.Errorf("RDCleanPath request: %w", err)
+	}
+	resp, err := c.readMessage()
+	if err != nil {
+		return fmt.Errorf("RDCleanPath response: %w", err)
+	}
+	if p, err := rdp.ParsePDU(resp); err != nil || p.Error != nil {
+		return fmt.Errorf("RDCleanPath response: %v %+v", err, p)
+	}
+	return nil
+}
+
+// readMessage reads one whole unfragmented data message (the
+// RDCleanPath response) before the byte stream starts.
+func (c *wsConn) readMessage() ([]byte, error) {
+	if c.remain != 0 {
+		return nil, fmt.Errorf("read message: inside a frame")
+	}
+	var p []byte
+	buf := make([]byte, 4096)
+	for first := true; first || c.remain > 0; first = false {
+		n, err := c.Read(buf[:min(int64(len(buf)), max(c.remain, 1))])
+		p = append(p, buf[:n]...)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // wsConn is the harness's WebSocket client: it reads the server's frames

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -20,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"portico/service/relay/rdp"
 )
 
 const (
@@ -34,15 +37,21 @@ const (
 // backends are the loopback TCP servers every setup relays to.
 type backends struct {
 	source, sink, echo string
+	rdp                string // an RDP host stand-in: X.224, TLS, then 64 KiB blocks
 	listeners          []net.Listener
 }
 
-func startBackends() (*backends, error) {
+func startBackends(certFile, keyFile string) (*backends, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load certificate: %w", err)
+	}
+	serveRDP := func(c net.Conn) { serveRDPHost(c, &tls.Config{Certificates: []tls.Certificate{cert}}) }
 	b := &backends{}
 	for _, s := range []struct {
 		addr  *string
 		serve func(net.Conn)
-	}{{&b.source, serveSource}, {&b.sink, serveSink}, {&b.echo, serveEcho}} {
+	}{{&b.source, serveSource}, {&b.sink, serveSink}, {&b.echo, serveEcho}, {&b.rdp, serveRDP}} {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			b.close()
@@ -77,6 +86,26 @@ func serveSource(c net.Conn) {
 	buf := make([]byte, chunk)
 	for {
 		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// serveRDPHost stands in for an RDP host streaming screen updates: it
+// answers the X.224 connection request with TLS, does the TLS handshake
+// the gateway starts, then writes 64 KiB blocks until the connection
+// breaks.
+func serveRDPHost(c net.Conn, cfg *tls.Config) {
+	if _, err := rdp.ReadTPKT(c, 1024); err != nil {
+		return
+	}
+	if _, err := c.Write(rdp.BuildConnectionConfirm(true, rdp.ProtocolSSL)); err != nil {
+		return
+	}
+	tc := tls.Server(c, cfg)
+	buf := make([]byte, chunk)
+	for {
+		if _, err := tc.Write(buf); err != nil {
 			return
 		}
 	}
@@ -207,12 +236,21 @@ func startWebsockify(ctx context.Context, certFile, keyFile, target string) (*ex
 
 // startRelay starts this program again as Portico's relay server and
 // returns it with its address.
-func startRelay(certFile, keyFile string, b *backends) (*exec.Cmd, string, error) {
+// With profile set, the relay writes a CPU profile there when it stops.
+func startRelay(certFile, keyFile string, b *backends, profile string) (*exec.Cmd, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", fmt.Errorf("find own executable: %w", err)
 	}
-	cmd := exec.Command(self, "-serve-relay", certFile, keyFile, b.source, b.sink, b.echo)
+	args := []string{"-serve-relay"}
+	if profile != "" {
+		abs, err := filepath.Abs(profile)
+		if err != nil {
+			return nil, "", fmt.Errorf("profile path: %w", err)
+		}
+		args = append(args, "-pprof", abs)
+	}
+	cmd := exec.Command(self, append(args, certFile, keyFile, b.source, b.sink, b.echo, b.rdp)...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()

@@ -26,9 +26,11 @@ type config struct {
 	rounds, rtts, idle, idlePeer int
 	bytes                        int64
 	out, rdpPkg                  string
-	frames                       int          // RDP launches timed by BenchmarkRDPFirstFrame (target 6)
-	framePkg                     string       // package with BenchmarkRDPFirstFrame
-	portal                       portalConfig // bench/portal.go
+	frames                       int            // RDP launches timed by BenchmarkRDPFirstFrame (target 6)
+	framePkg                     string         // package with BenchmarkRDPFirstFrame
+	portal                       portalConfig   // bench/portal.go
+	sessions                     sessionsConfig // bench/sessions.go
+	pprof                        string         // CPU profile of the relay child, "" for none
 }
 
 // idleResult is the footprint of many open, idle sessions.
@@ -48,7 +50,12 @@ func run(cfg config) error {
 	if cfg.portal.only == "portal" { // bench/portal.go
 		return runPortalOnly(ctx, cfg)
 	} else if cfg.portal.only != "" {
-		return fmt.Errorf("-only %q: the phases that run alone are \"portal\" and \"frame\"", cfg.portal.only)
+		return fmt.Errorf("-only %q: the phases that run alone are \"portal\", \"frame\" and \"sessions\"", cfg.portal.only)
+	}
+	// The peers first: a run must not get far and then fail on guacd.
+	guacd, err := prepareGuacd(cfg.sessions)
+	if err != nil {
+		return err
 	}
 	if limit := raiseFDLimit(); cfg.idle > limit {
 		fmt.Fprintf(os.Stderr, "bench: the descriptor limit allows %d idle sessions, not %d\n", limit, cfg.idle)
@@ -63,7 +70,7 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	b, err := startBackends()
+	b, err := startBackends(certFile, keyFile)
 	if err != nil {
 		return err
 	}
@@ -79,7 +86,7 @@ func run(cfg config) error {
 		defer stop(cmd)
 		wsfy[name] = addr
 	}
-	relayCmd, relayAddr, err := startRelay(certFile, keyFile, b)
+	relayCmd, relayAddr, err := startRelay(certFile, keyFile, b, cfg.pprof)
 	if err != nil {
 		return err
 	}
@@ -88,6 +95,10 @@ func run(cfg config) error {
 	raw := setup{name: "raw loopback TCP", raw: map[string]string{"source": b.source, "sink": b.sink, "echo": b.echo}}
 	peer := setup{name: "websockify (Debian) wss", wss: func(be string) string { return "wss://" + wsfy[be] + "/" }}
 	portico := setup{name: "Portico relay wss", wss: func(be string) string { return "wss://" + relayAddr + "/" + be }, pid: relayCmd.Process.Pid}
+	// The RDCleanPath relay in the same process: download only, host TLS
+	// decrypted by the relay, in every throughput round after the others.
+	rdpSetup := setup{name: "RDCleanPath relay wss", wss: func(string) string { return "wss://" + relayAddr + "/rdp" }, pid: relayCmd.Process.Pid, rdcleanpath: true}
+	var rdpRounds []sample
 	// Each websockify instance is its own process tree; CPU is read from
 	// the one serving the measured direction.
 	peerFor := func(be string) setup {
@@ -149,6 +160,12 @@ func run(cfg config) error {
 			fmt.Fprintf(os.Stderr, "round %d %-26s down %7.0f MB/s  up %7.0f MB/s  cpu %.2f/%.2f s/GB\n",
 				round+1, s.name, sm.down, sm.up, sm.cpuDown, sm.cpuUp)
 		}
+		var rs sample
+		if rs.down, rs.cpuDown, err = download(rdpSetup, cfg.bytes); err != nil {
+			return fmt.Errorf("%s: %w", rdpSetup.name, err)
+		}
+		rdpRounds = append(rdpRounds, rs)
+		fmt.Fprintf(os.Stderr, "round %d %-26s down %7.0f MB/s  cpu %.2f s/GB\n", round+1, rdpSetup.name, rs.down, rs.cpuDown)
 	}
 	if err := split(false); err != nil {
 		return err
@@ -166,10 +183,20 @@ func run(cfg config) error {
 
 	ff := measureFirstFrame(cfg)
 
-	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr, portal, ff)
+	sess := sessionsPhase(cfg.sessions, guacd)
+	if err := sess.writeChart(cfg.sessions.chart); err != nil {
+		return err
+	}
+
+	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr, rdpRounds, portal, ff, sess)
 	fmt.Print(table)
 	if err := os.WriteFile(cfg.out, []byte(table), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", cfg.out, err)
+	}
+	// The rest of the table is written, but a peer that could not run
+	// fails the run.
+	if sess.err != nil {
+		return fmt.Errorf("RDP sessions through Portico and guacd: %w", sess.err)
 	}
 	return nil
 }

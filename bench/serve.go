@@ -7,11 +7,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"portico/service/relay"
+	"portico/service/relay/rdp"
 )
 
 // relayStats is what the relay child reports on /stats, after a full GC.
@@ -26,9 +30,29 @@ type relayStats struct {
 // way the portal's relay endpoints do (upgrade, NewStream, dial, Pipe),
 // minus sign-in and tickets. It prints its address on stdout and serves
 // until killed. args: cert key source sink echo.
-func serveRelay(args []string) error {
-	if len(args) != 5 {
-		return fmt.Errorf("serve-relay wants cert key source sink echo, got %d arguments", len(args))
+//
+// With profile set it records a CPU profile from the start and writes it
+// when the harness stops it (SIGTERM).
+func serveRelay(args []string, profile string) error {
+	if len(args) != 6 {
+		return fmt.Errorf("serve-relay wants cert key source sink echo rdp-host, got %d arguments", len(args))
+	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		go func() {
+			<-sig
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(0)
+		}()
 	}
 	up := relay.NewUpgrader(func(string) bool { return true })
 	mux := http.NewServeMux()
@@ -48,6 +72,31 @@ func serveRelay(args []string) error {
 			_ = relay.Pipe(context.Background(), stream, bc, nil)
 		})
 	}
+	// /rdp is the RDCleanPath relay as the portal's RDP endpoint runs it
+	// (minus the ticket): the first message names the host, Accept does
+	// the X.224 exchange and the host's TLS, then Pipe relays the
+	// decrypted host bytes.
+	rdpHost := args[5]
+	mux.HandleFunc("/rdp", func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		stream := relay.NewStream(ws)
+		_, first, err := ws.ReadMessage()
+		if err != nil {
+			stream.Close()
+			return
+		}
+		auth := func(context.Context, string) (rdp.Target, error) { return rdp.Target{Addr: rdpHost}, nil }
+		resp, tc, err := rdp.Accept(r.Context(), first, auth, nil)
+		stream.Write(resp)
+		if err != nil {
+			stream.Close()
+			return
+		}
+		_ = relay.Pipe(context.Background(), stream, tc, nil)
+	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		runtime.GC()
 		debug.FreeOSMemory()

@@ -60,6 +60,7 @@ type portico struct {
 	Data  string
 	API   *admin.Client
 	Admin string // first-run admin password
+	PID   int    // the gateway process, for benchmarks reading /proc
 }
 
 func startPortico(t testing.TB) *portico {
@@ -122,7 +123,7 @@ func tryStartPortico(t testing.TB) (*portico, string, bool) {
 	if err != nil {
 		t.Fatalf("admin API: %v\n%s", err, logs.String())
 	}
-	return &portico{URL: "https://127.0.0.1:" + strconv.Itoa(port), Data: data, API: c, Admin: pw}, "", true
+	return &portico{URL: "https://127.0.0.1:" + strconv.Itoa(port), Data: data, API: c, Admin: pw, PID: cmd.Process.Pid}, "", true
 }
 
 // do calls the admin API and fails the test on error.

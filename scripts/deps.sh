@@ -4,13 +4,15 @@
 #   scripts/deps.sh run    – Go toolchain + npm (web client build)
 #   scripts/deps.sh test   – plus the real servers and browser the tests start
 #   scripts/deps.sh gui    – plus the C libraries Fyne needs
+#   scripts/deps.sh bench  – the test peers, plus what `make bench` builds
+#                            Apache Guacamole's guacd from (benchmark peer only)
 set -euo pipefail
 want=${1:-run}
 
 need_cmds=(go node npm)
 pkgs=()
 case "$want" in
-  test|all)
+  test|bench|all)
     # Test peers: VNC, SSH, RDP servers, X tools, the browser, the load balancer.
     pkgs+=(tigervnc-standalone-server tigervnc-tools openssh-server openssh-client xvfb
       freerdp2-shadow-x11 winpr-utils xterm x11-apps x11-xserver-utils xclip xdotool xauth openssl
@@ -21,8 +23,16 @@ case "$want" in
     ;;
 esac
 case "$want" in
+  # guacd (guacamole-server from its release tarball) is a benchmark peer,
+  # never part of Portico: its build tools and libraries are for
+  # `make bench` only.
+  bench|all) pkgs+=(autoconf automake libtool libtool-bin make libcairo2-dev libjpeg62-turbo-dev
+    libpng-dev uuid-dev freerdp2-dev libpango1.0-dev libssh2-1-dev libvncserver-dev libwebp-dev
+    libssl-dev libpulse-dev libwebsockets-dev) ;;
+esac
+case "$want" in
   # The admin GUI (Fyne, cgo) builds in the tests too.
-  test|gui|all) pkgs+=(gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev
+  test|bench|gui|all) pkgs+=(gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev
     libxinerama-dev libxi-dev libxxf86vm-dev) ;;
 esac
 
