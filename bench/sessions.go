@@ -38,6 +38,8 @@ type sessionsRow struct {
 	MemPerSessionMB float64
 	BytesPerSec     float64
 	FPS, MinFPS     float64
+	HostCPU         float64 // the RDP host's, cores
+	ClientCPU       float64 // the clients', cores
 }
 
 // sessionsResult is the phase's outcome: the median row per system and
@@ -125,6 +127,8 @@ func medianRow(rs []sessionsRow) sessionsRow {
 	out.BytesPerSec = m(func(r sessionsRow) float64 { return r.BytesPerSec })
 	out.FPS = m(func(r sessionsRow) float64 { return r.FPS })
 	out.MinFPS = m(func(r sessionsRow) float64 { return r.MinFPS })
+	out.HostCPU = m(func(r sessionsRow) float64 { return r.HostCPU })
+	out.ClientCPU = m(func(r sessionsRow) float64 { return r.ClientCPU })
 	return out
 }
 
@@ -184,17 +188,18 @@ func (r sessionsResult) section(chartRel string) string {
 	}
 	fmt.Fprintf(&b, "`BenchmarkRDPSessions` (integration/): one freerdp-shadow-cli host (NLA) on a 1024×768 Xvfb display showing a terminal that prints about 200 lines a second and a second window that xdotool drags 8 pixels every 50 ms, the same for both systems. Portico: the real web client (IronRDP wasm) in headless Chromium tabs, RDCleanPath over wss through the gateway process. guacd: guacd 1.6.0 built by the harness from the release tarball, with one lean Go client of the Guacamole protocol per session (it answers every `sync` at once and decodes no image, so this measures guacd, not a browser canvas). Sessions %s, %d s per measurement after all sessions draw, interleaved Portico → guacd at each count, %d round(s); medians over rounds. CPU is the gateway's user+system time from /proc (Portico: the gateway process; guacd: its process tree, one child per connection) in %% of one core per session; memory the growth of PSS per session; bytes per second what each client received; a frame is a JavaScript task in which IronRDP drew on the canvas (Portico) or a `sync` (guacd); fps is the mean per client, with the slowest client in brackets.\n\n",
 		r.cfg.counts, r.cfg.secs, r.cfg.rounds)
-	fmt.Fprintf(&b, "| sessions | CPU per session, Portico / guacd | memory per session, Portico / guacd | KB/s to each client, Portico / guacd | fps per client, Portico / guacd |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| sessions | gateway CPU per session, Portico / guacd | gateway memory per session, Portico / guacd | KB/s to each client, Portico / guacd | fps per client [slowest], Portico / guacd | RDP host CPU, total (Portico run / guacd run) | client CPU, total (Chromium / Go client) |\n|---|---|---|---|---|---|---|\n")
 	for _, n := range r.counts() {
 		p, g := r.rows["portico"][n], r.rows["guacd"][n]
-		fmt.Fprintf(&b, "| %d | %.1f%% / %.1f%% | %.1f MB / %.1f MB | %.0f / %.0f | %.1f [%.1f] / %.1f [%.1f] |\n", n,
+		fmt.Fprintf(&b, "| %d | %.1f%% / %.1f%% | %.2f MB / %.1f MB | %.0f / %.0f | %.1f [%.1f] / %.1f [%.1f] | %.0f%% / %.0f%% | %.0f%% / %.0f%% |\n", n,
 			100*p.CPUPerSession, 100*g.CPUPerSession, p.MemPerSessionMB, g.MemPerSessionMB,
-			p.BytesPerSec/1e3, g.BytesPerSec/1e3, p.FPS, p.MinFPS, g.FPS, g.MinFPS)
+			p.BytesPerSec/1e3, g.BytesPerSec/1e3, p.FPS, p.MinFPS, g.FPS, g.MinFPS,
+			100*p.HostCPU, 100*g.HostCPU, 100*p.ClientCPU, 100*g.ClientCPU)
 	}
 	if chartRel != "" {
 		fmt.Fprintf(&b, "\n![Gateway CPU per session and frame rate against concurrent sessions, Portico and guacd](%s)\n", chartRel)
 	}
-	fmt.Fprintf(&b, "\nThe browser's own cost is not in the gateway's column: IronRDP decodes RDP in each Chromium tab (sharing the machine's cores with the gateway under test), while the guacd client decodes nothing.\n")
+	fmt.Fprintf(&b, "\nThe browser's own cost is not in the gateway's column: IronRDP decodes RDP in each Chromium tab, while the guacd client decodes nothing. The host (freerdp-shadow encodes for every client apart), the clients and the gateway share the machine's cores, so where the frame rate falls with more sessions while the gateway's CPU per session stays small, the host and the clients set it, not the gateway; the sessions-per-core row therefore divides one core by the gateway's own CPU per session at the largest count where every client still got %.0f fps.\n", r.cfg.fpsTarget)
 	return b.String()
 }
 

@@ -119,6 +119,11 @@ type sessionsResult struct {
 	BytesPerSec     float64 // to one client
 	FPS             float64 // per client, mean over the clients
 	MinFPS          float64 // the slowest client's
+	// HostCPU is the RDP host's (freerdp-shadow-cli) CPU and ClientCPU the
+	// clients' (Portico: Chromium's process tree; guacd: this test
+	// process, which runs the Go clients), in cores: on a small machine
+	// they share its cores with the gateway and bound the frame rate.
+	HostCPU, ClientCPU float64
 }
 
 // workloadPerl prints numbered lines of text as fast as a busy terminal
@@ -360,16 +365,21 @@ func porticoSessions(b *testing.B, tabs []benchTab, p *portico, n int, window ti
 		}
 		return out
 	}
+	host, browser := childNamed("freerdp-shadow"), childNamed("chromium")
 	c0, cpu0, t0 := read(), procCPUSeconds(p.PID), time.Now()
+	h0, b0 := procCPUSeconds(host), procCPUSeconds(browser)
 	time.Sleep(window)
 	c1, cpu1, t1 := read(), procCPUSeconds(p.PID), time.Now()
+	h1, b1 := procCPUSeconds(host), procCPUSeconds(browser)
 	mem1 := procPSSKB(p.PID)
 	frames, bytes := make([]float64, n), 0.0
 	for i := range c0 {
 		frames[i] = c1[i].Frames - c0[i].Frames
 		bytes += c1[i].Bytes - c0[i].Bytes
 	}
-	return summarize("portico", n, t1.Sub(t0), cpu1-cpu0, mem1-mem0, bytes, frames)
+	r := summarize("portico", n, t1.Sub(t0), cpu1-cpu0, mem1-mem0, bytes, frames)
+	r.HostCPU, r.ClientCPU = (h1-h0)/r.Seconds, (b1-b0)/r.Seconds
+	return r
 }
 
 // guacdSessions opens n sessions through guacd, measures them over window
@@ -408,9 +418,12 @@ func guacdSessions(b *testing.B, g guacdServer, srv rdpServer, n int, window tim
 		}
 		return out
 	}
+	host := childNamed("freerdp-shadow")
 	c0, cpu0, t0 := read(), procCPUSeconds(g.PID), time.Now()
+	h0, s0 := procCPUSeconds(host), ownCPUSeconds()
 	time.Sleep(window)
 	c1, cpu1, t1 := read(), procCPUSeconds(g.PID), time.Now()
+	h1, s1 := procCPUSeconds(host), ownCPUSeconds()
 	mem1 := procPSSKB(g.PID)
 	for i, s := range sessions {
 		select {
@@ -424,7 +437,36 @@ func guacdSessions(b *testing.B, g guacdServer, srv rdpServer, n int, window tim
 		frames[i] = c1[i].Frames - c0[i].Frames
 		bytes += c1[i].Bytes - c0[i].Bytes
 	}
-	return summarize("guacd", n, t1.Sub(t0), cpu1-cpu0, mem1-mem0, bytes, frames)
+	r := summarize("guacd", n, t1.Sub(t0), cpu1-cpu0, mem1-mem0, bytes, frames)
+	r.HostCPU, r.ClientCPU = (h1-h0)/r.Seconds, (s1-s0)/r.Seconds
+	return r
+}
+
+// childNamed is the first child of this process whose command name starts
+// with prefix (0 when there is none).
+func childNamed(prefix string) int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(d + "/comm")
+		if st, err := procStat(pid); err == nil && st[1] == os.Getpid() && strings.HasPrefix(string(comm), prefix) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// ownCPUSeconds is this process's own user+system CPU time, without its
+// children (the host, guacd, the browser).
+func ownCPUSeconds() float64 {
+	st, err := procStat(os.Getpid())
+	if err != nil {
+		return 0
+	}
+	return float64(st[11]+st[12]) / 100
 }
 
 func summarize(system string, n int, d time.Duration, cpu float64, memKB int64, bytes float64, frames []float64) sessionsResult {
@@ -489,6 +531,9 @@ func procStat(pid int) ([]int, error) {
 // procCPUSeconds is the user+system CPU time of pid and its living
 // descendants (USER_HZ is 100).
 func procCPUSeconds(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
 	var ticks int
 	for _, p := range procTree(pid) {
 		if st, err := procStat(p); err == nil {
