@@ -1,6 +1,7 @@
 // Package policy computes the effective clipboard and file-transfer
-// directions of a session from the three levels of SPEC.md's precedence:
-// the host/resource, the User Portal, and the first matching client policy.
+// directions of a session from its three levels: the host/resource, the
+// User Portal, and the first matching client policy: a direction is allowed
+// only when every level allows it.
 // Every relay and every session page asks Decide and nothing else. It reads
 // only what it is given; it does not know about HTTP or the store.
 package policy
