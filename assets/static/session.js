@@ -79,7 +79,11 @@ document.getElementById('clip-send')?.addEventListener('click', () => {
 document.getElementById('clip-copy')?.addEventListener('click', async () => {
   try { await navigator.clipboard.writeText(document.getElementById('clip-remote').value); } catch { /* needs a user gesture / permission */ }
 });
-document.getElementById('file-up')?.addEventListener('change', (ev) => client?.upload?.(ev.target.files));
+document.getElementById('file-up')?.addEventListener('change', (ev) => {
+  const files = [...ev.target.files];
+  ev.target.value = ''; // choosing the same file again is a new upload
+  client?.upload?.(files);
+});
 document.getElementById('btn-cad')?.addEventListener('click', () => client?.ctrlAltDel?.());
 document.getElementById('btn-full').addEventListener('click', () => {
   if (document.fullscreenElement) document.exitFullscreen(); else root.requestFullscreen?.();
