@@ -16,6 +16,19 @@ export async function start(screen, ticket, ui) {
   term.loadAddon(fit);
   term.open(screen);
   fit.fit();
+  // Copy and paste follow the effective clipboard directions. Pasted text
+  // reaches the host as typing, which the gateway cannot tell apart, so
+  // this is enforced in the page only (the README's enforcement table says
+  // so). Capturing on the screen stops the event before xterm's textarea.
+  const block = (type, allowed, text) => screen.addEventListener(type, (ev) => {
+    if (allowed) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    ui.setState(text, 'on');
+  }, true);
+  block('paste', ui.allow.clipToServer, 'Connected · pasting is not allowed in this session');
+  block('copy', ui.allow.clipToClient, 'Connected · copying is not allowed in this session');
+  block('cut', ui.allow.clipToClient, 'Connected · copying is not allowed in this session');
 
   const ws = new WebSocket(ui.wsURL('ssh', ticket) + `&cols=${term.cols}&rows=${term.rows}`);
   ws.binaryType = 'arraybuffer';
