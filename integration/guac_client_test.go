@@ -170,7 +170,14 @@ type guacSession struct {
 	conn          net.Conn
 	frames, bytes atomic.Int64 // syncs answered, bytes received
 	firstFrame    chan struct{}
-	done          chan error
+	done          chan struct{} // closed when the session has ended; err says why
+	err           error
+}
+
+// end records why the session ended, once.
+func (s *guacSession) end(err error) {
+	s.err = err
+	close(s.done)
 }
 
 // guacRDP connects to guacd at addr and asks for an RDP session to the
@@ -181,7 +188,7 @@ func guacRDP(addr string, host rdpServer, user, password string, width, height i
 	if err != nil {
 		return nil, fmt.Errorf("dial guacd: %w", err)
 	}
-	s := &guacSession{conn: c, firstFrame: make(chan struct{}), done: make(chan error, 1)}
+	s := &guacSession{conn: c, firstFrame: make(chan struct{}), done: make(chan struct{})}
 	r := newGuacReader(countingReader{c, &s.bytes})
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	fail := func(err error) (*guacSession, error) { c.Close(); return nil, err }
@@ -251,17 +258,17 @@ func guacRDP(addr string, host rdpServer, user, password string, width, height i
 		for {
 			ins, err := r.next()
 			if err != nil {
-				s.done <- err
+				s.end(err)
 				return
 			}
 			switch ins[0] {
 			case "sync":
 				if len(ins) < 2 {
-					s.done <- fmt.Errorf("%w: sync without a timestamp", errGuacSyntax)
+					s.end(fmt.Errorf("%w: sync without a timestamp", errGuacSyntax))
 					return
 				}
 				if err := write(guacEncode("sync", ins[1])); err != nil {
-					s.done <- fmt.Errorf("answer sync: %w", err)
+					s.end(fmt.Errorf("answer sync: %w", err))
 					return
 				}
 				s.frames.Add(1)
@@ -270,10 +277,10 @@ func guacRDP(addr string, host rdpServer, user, password string, width, height i
 					first = false
 				}
 			case "error":
-				s.done <- fmt.Errorf("guacd error: %v", ins[1:])
+				s.end(fmt.Errorf("guacd error: %v", ins[1:]))
 				return
 			case "disconnect":
-				s.done <- io.EOF
+				s.end(errors.New("guacd sent disconnect"))
 				return
 			}
 		}

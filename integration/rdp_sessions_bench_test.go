@@ -185,6 +185,13 @@ func startWorkload(b *testing.B, display string) {
 type guacdServer struct {
 	Addr string
 	PID  int
+	Logs *syncBuffer
+}
+
+// tail is the last n bytes of the buffer.
+func (b *syncBuffer) tail(n int) string {
+	s := b.String()
+	return s[max(0, len(s)-n):]
 }
 
 // startGuacd starts guacd in the foreground on a free loopback port; its
@@ -231,7 +238,7 @@ func startGuacd(b *testing.B, exe string) guacdServer {
 		}
 		return err == nil
 	})
-	return guacdServer{Addr: addr, PID: cmd.Process.Pid}
+	return guacdServer{Addr: addr, PID: cmd.Process.Pid, Logs: logs}
 }
 
 // sessionProbe is added to every document of a Portico session tab: it
@@ -404,8 +411,8 @@ func guacdSessions(b *testing.B, g guacdServer, srv rdpServer, n int, window tim
 	for i, s := range sessions {
 		select {
 		case <-s.firstFrame:
-		case err := <-s.done:
-			b.Fatalf("guacd session %d of %d ended before its first frame: %v", i+1, n, err)
+		case <-s.done:
+			b.Fatalf("guacd session %d of %d ended before its first frame: %v; guacd log:\n%s", i+1, n, s.err, g.Logs.tail(3000))
 		case <-time.After(120 * time.Second):
 			b.Fatalf("guacd session %d of %d: no frame in 2 minutes", i+1, n)
 		}
@@ -427,8 +434,8 @@ func guacdSessions(b *testing.B, g guacdServer, srv rdpServer, n int, window tim
 	mem1 := procPSSKB(g.PID)
 	for i, s := range sessions {
 		select {
-		case err := <-s.done:
-			b.Fatalf("guacd session %d of %d ended during the measurement: %v", i+1, n, err)
+		case <-s.done:
+			b.Fatalf("guacd session %d of %d ended during the measurement: %v; guacd log:\n%s", i+1, n, s.err, g.Logs.tail(3000))
 		default:
 		}
 	}
