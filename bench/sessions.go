@@ -40,6 +40,7 @@ type sessionsRow struct {
 	FPS, MinFPS     float64
 	HostCPU         float64 // the RDP host's, cores
 	ClientCPU       float64 // the clients', cores
+	EndedEarly      int     // guacd attempts repeated because a session ended early
 }
 
 // sessionsResult is the phase's outcome: the median row per system and
@@ -196,6 +197,11 @@ func (r sessionsResult) section(chartRel string) string {
 			p.BytesPerSec/1e3, g.BytesPerSec/1e3, p.FPS, p.MinFPS, g.FPS, g.MinFPS,
 			100*p.HostCPU, 100*g.HostCPU, 100*p.ClientCPU, 100*g.ClientCPU)
 	}
+	ended := 0
+	for _, row := range r.all {
+		ended += row.EndedEarly
+	}
+	fmt.Fprintf(&b, "\nguacd measurements repeated because one of its sessions ended early (its connection process aborting on `GUAC_ASSERT in guac_display_remove_layer()`, a guacd 1.6.0 assertion): %d in this run; Portico sessions that ended early fail the run.\n", ended)
 	if chartRel != "" {
 		fmt.Fprintf(&b, "\n![Gateway CPU per session and frame rate against concurrent sessions, Portico and guacd](%s)\n", chartRel)
 	}

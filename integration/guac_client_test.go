@@ -204,7 +204,7 @@ func guacRDP(addr string, host rdpServer, user, password string, width, height i
 	}
 	values := map[string]string{
 		"hostname": "127.0.0.1", "port": strconv.Itoa(host.Port), "username": user, "password": password,
-		"security": "nla", "ignore-cert": "true", "color-depth": "24", "disable-audio": "true",
+		"security": "nla", "ignore-cert": "true", "color-depth": "32", "disable-audio": "true",
 		"resize-method": "", "width": strconv.Itoa(width), "height": strconv.Itoa(height),
 	}
 	connect := []string{"connect"}
