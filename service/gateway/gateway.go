@@ -192,7 +192,17 @@ func (g *Gateway) firstRun() error {
 		if err := t.AppendAudit(store.Event{Type: "firstrun", User: "admin", Detail: "created the administrator account"}); err != nil {
 			return err
 		}
-		fmt.Fprintf(g.opt.Out, "\nFirst run: sign in to the User Portal as\n  user:     admin\n  password: %s\n(shown once; change it in the admin GUI)\n\n", pw)
+		// The paths are this gateway's own (./data under make run,
+		// /var/lib/portico in the package), so the lines can be copied.
+		token := filepath.Join(g.opt.DataDir, TokenFile)
+		adminAddr := g.opt.AdminAddr // a first run has no stored address yet
+		if adminAddr == "" {
+			adminAddr = config.DefaultAdminAddr
+		}
+		fmt.Fprintf(g.opt.Out, "\nFirst run: sign in to the User Portal as\n  user:     admin\n  password: %s\n(shown once; change it in the admin GUI)\n"+
+			"Admin GUI:  portico-admin --data-dir %s   (make gui DATA=%s)\n"+
+			"Admin API:  token in %s, e.g. curl -k -H \"Authorization: Bearer $(cat %s)\" https://%s/api/v1/users\n\n",
+			pw, g.opt.DataDir, g.opt.DataDir, token, token, adminAddr)
 		return t.MarkFirstRunDone()
 	})
 }
