@@ -58,3 +58,24 @@ func TestPortalLayoutAt1280(t *testing.T) {
 		t.Errorf("card buttons cover text: %v", overlaps)
 	}
 }
+
+// TestSignInWrongPasswordFocusesPassword: after a wrong password the user
+// name is kept and the cursor waits in the password field.
+func TestSignInWrongPasswordFocusesPassword(t *testing.T) {
+	p := startPortico(t)
+	p.seedUser(t)
+	ctx := browser(t)
+	run(t, ctx, 30*time.Second,
+		chromedp.Navigate(p.URL+"/"),
+		chromedp.WaitVisible(`#username`, chromedp.ByID),
+		chromedp.SendKeys(`#username`, `OFFICE\alice`, chromedp.ByID),
+		chromedp.SendKeys(`#password`, "wrong-password", chromedp.ByID),
+		chromedp.Submit(`#password`, chromedp.ByID),
+		chromedp.WaitVisible(`#signin-error`, chromedp.ByID),
+	)
+	var focused, user string
+	run(t, ctx, 5*time.Second, chromedp.Evaluate(`document.activeElement.id`, &focused), chromedp.Value(`#username`, &user, chromedp.ByID))
+	if focused != "password" || user != `OFFICE\alice` {
+		t.Fatalf("after a wrong password the focus is on %q (user name %q), want the password field", focused, user)
+	}
+}
