@@ -280,3 +280,22 @@ func fieldErrors(err error) (map[string]string, string) {
 	}
 	return m, ae.Message
 }
+
+// selectionActions keeps the buttons that act on a list's selected row
+// enabled only while a row is selected, and *sel on that row (-1 for
+// none): an Edit or Remove with nothing selected would do nothing.
+func selectionActions(l *widget.List, sel *int, btns ...*widget.Button) {
+	set := func(i int) {
+		*sel = i
+		for _, b := range btns {
+			if i >= 0 {
+				b.Enable()
+			} else {
+				b.Disable()
+			}
+		}
+	}
+	l.OnSelected = func(i widget.ListItemID) { set(i) }
+	l.OnUnselected = func(widget.ListItemID) { set(-1) }
+	set(-1)
+}

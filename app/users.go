@@ -26,14 +26,16 @@ type groupRow struct {
 
 // usersPage manages local accounts and groups.
 type usersPage struct {
-	u       *UI
-	users   []userRow
-	groups  []groupRow
-	ulist   *widget.List
-	glist   *widget.List
-	usel    int
-	gsel    int
-	content fyne.CanvasObject
+	u      *UI
+	users  []userRow
+	groups []groupRow
+	ulist  *widget.List
+	glist  *widget.List
+	usel   int
+	gsel   int
+	// editBtn, removeUser and removeGroup act on the selected row.
+	editBtn, removeUser, removeGroup *widget.Button
+	content                          fyne.CanvasObject
 }
 
 func newUsersPage(u *UI) *usersPage {
@@ -51,26 +53,22 @@ func newUsersPage(u *UI) *usersPage {
 			}
 			o.(*widget.Label).SetText(fmt.Sprintf("%s (%s)%s%s", x.Username, x.DisplayName, groups, state))
 		})
-	p.ulist.OnSelected = func(i widget.ListItemID) { p.usel = i }
 	p.glist = widget.NewList(func() int { return len(p.groups) }, func() fyne.CanvasObject { return widget.NewLabel("group") },
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			o.(*widget.Label).SetText(p.groups[i].Name + "  " + p.groups[i].Description)
 		})
-	p.glist.OnSelected = func(i widget.ListItemID) { p.gsel = i }
-	ubar := container.NewHBox(
-		widget.NewButton("Add user…", func() { p.editUser(nil) }),
-		widget.NewButton("Edit…", func() {
-			if p.usel >= 0 && p.usel < len(p.users) {
-				p.editUser(&p.users[p.usel])
-			}
-		}),
-		widget.NewButton("Reset password", p.resetPassword),
-		widget.NewButton("Remove", func() { p.remove("users", p.usel, func(i int) string { return p.users[i].Username }, len(p.users)) }),
-	)
-	gbar := container.NewHBox(
-		widget.NewButton("Add group…", p.addGroup),
-		widget.NewButton("Remove", func() { p.remove("groups", p.gsel, func(i int) string { return p.groups[i].Name }, len(p.groups)) }),
-	)
+	p.editBtn = widget.NewButton("Edit…", func() {
+		if p.usel >= 0 && p.usel < len(p.users) {
+			p.editUser(&p.users[p.usel])
+		}
+	})
+	resetBtn := widget.NewButton("Reset password", p.resetPassword)
+	p.removeUser = widget.NewButton("Remove", func() { p.remove("users", p.usel, func(i int) string { return p.users[i].Username }, len(p.users)) })
+	p.removeGroup = widget.NewButton("Remove", func() { p.remove("groups", p.gsel, func(i int) string { return p.groups[i].Name }, len(p.groups)) })
+	selectionActions(p.ulist, &p.usel, p.editBtn, resetBtn, p.removeUser)
+	selectionActions(p.glist, &p.gsel, p.removeGroup)
+	ubar := container.NewHBox(widget.NewButton("Add user…", func() { p.editUser(nil) }), p.editBtn, resetBtn, p.removeUser)
+	gbar := container.NewHBox(widget.NewButton("Add group…", p.addGroup), p.removeGroup)
 	p.content = container.NewHSplit(
 		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Users", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), ubar), nil, nil, nil, p.ulist),
 		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Groups", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), gbar), nil, nil, nil, p.glist),
@@ -85,6 +83,7 @@ func (p *usersPage) refresh() {
 		p.u.loaded("users", "the users", err)
 		if err == nil {
 			p.users = us
+			p.ulist.UnselectAll()
 			p.ulist.Refresh()
 		}
 	})
@@ -92,6 +91,7 @@ func (p *usersPage) refresh() {
 		p.u.loaded("groups", "the groups", err)
 		if err == nil {
 			p.groups = gs
+			p.glist.UnselectAll()
 			p.glist.Refresh()
 		}
 	})
