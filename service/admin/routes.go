@@ -420,6 +420,6 @@ func (a *api) explain(w http.ResponseWriter, r *http.Request) {
 	if os == "" {
 		os = "other"
 	}
-	d := policy.Decide(res, snap.Effective.Portal, snap.Policies, policy.Client{User: in.User, Groups: groups, OS: os, IP: ip, Gateway: snap.Gateway.ID})
+	d := policy.Decide(res, snap.Effective.Portal, snap.Policies, policy.Client{User: in.User, Groups: groups, OS: os, IP: ip})
 	writeJSON(w, http.StatusOK, d)
 }

@@ -49,6 +49,9 @@ type Options struct {
 	AdminPassword string
 	// Version is the build version shown in status.
 	Version string
+	// Service is true when the OS service manager runs this gateway
+	// (systemd, Windows SCM); false for `portico-gateway run` in a terminal.
+	Service bool
 	// Logger receives structured logs.
 	Logger *slog.Logger
 	// Out receives the one-time first-run message (credentials, URL).

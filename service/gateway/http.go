@@ -108,7 +108,7 @@ func (g *Gateway) adminDeps() admin.Deps {
 		Sessions:  g.sessions,
 		Logger:    g.log,
 		Status: func() admin.Status {
-			return admin.Status{Version: g.opt.Version, Started: g.started.UTC().Truncate(time.Second), Listeners: g.Listeners(), DataDir: g.opt.DataDir}
+			return admin.Status{Version: g.opt.Version, Started: g.started.UTC().Truncate(time.Second), Listeners: g.Listeners(), DataDir: g.opt.DataDir, Service: g.opt.Service}
 		},
 		UsedPorts: g.usedPorts,
 	}
