@@ -311,3 +311,31 @@ func TestGatewayNetworkSettings(t *testing.T) {
 		t.Fatalf("gateway record %+v", g)
 	}
 }
+
+// TestTabSwitchDropsFocus: the launch-method Select must not keep the
+// keyboard focus once its tab is left. Fyne forgets the canvas of objects
+// that stay hidden for a minute; a hidden, focused Select that then got
+// Space or an arrow key opened its menu with no canvas and the window
+// died in NewPopUpMenu.
+func TestTabSwitchDropsFocus(t *testing.T) {
+	u, _ := newTestUI(t)
+	cv := u.win.Canvas()
+	u.tabs.SelectIndex(1) // User Portal
+	f := u.portal.site
+	cv.Focus(f.launch)
+	f.launch.SetSelected(launchLabels[config.LaunchNative])
+	if cv.Focused() != f.launch {
+		t.Fatal("the launch method did not take the focus")
+	}
+	u.tabs.SelectIndex(2)
+	if cv.Focused() != nil {
+		t.Fatalf("after leaving the tab %T still has the focus", cv.Focused())
+	}
+	u.tabs.SelectIndex(1)
+	cv.Focus(u.portal.gw.launch)
+	u.portal.subtabs.SelectIndex(0)
+	if cv.Focused() != nil {
+		t.Fatalf("after leaving the gateway sub-tab %T still has the focus", cv.Focused())
+	}
+	u.Wait()
+}

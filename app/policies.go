@@ -136,7 +136,7 @@ func joinErrors(m map[string]string) string {
 	slices.Sort(keys)
 	out := make([]string, len(keys))
 	for i, k := range keys {
-		out[i] = k + ": " + m[k]
+		out[i] = fieldLabel(k) + ": " + m[k]
 	}
 	return strings.Join(out, "; ")
 }
