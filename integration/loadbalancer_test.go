@@ -25,17 +25,11 @@ func haproxy(t *testing.T, cookie string, backends ...*portico) (string, func(co
 	t.Helper()
 	exe := need(t, "haproxy", "haproxy")
 	dir := t.TempDir()
-	if _, err := tlscert.OpenDir(dir, []string{"127.0.0.1"}); err != nil {
+	var front pemPair
+	if _, err := tlscert.Open(&front, []string{"127.0.0.1"}); err != nil {
 		t.Fatalf("front-end certificate: %v", err)
 	}
-	var pem []byte
-	for _, f := range []string{tlscert.CertFile, tlscert.KeyFile} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pem = append(pem, b...)
-	}
+	pem := append(append([]byte{}, front.cert...), front.key...)
 	crt := filepath.Join(dir, "front.pem")
 	if err := os.WriteFile(crt, pem, 0o600); err != nil {
 		t.Fatal(err)
@@ -145,3 +139,16 @@ func TestStickySessionsBehindHAProxy(t *testing.T) {
 		}
 	}
 }
+
+// pemPair is a tlscert.Storage in memory: HAProxy's front end needs a
+// certificate and key, as one PEM file.
+type pemPair struct{ cert, key []byte }
+
+func (p *pemPair) Load() ([]byte, []byte, error) {
+	if p.cert == nil {
+		return nil, nil, tlscert.ErrNotStored
+	}
+	return p.cert, p.key, nil
+}
+
+func (p *pemPair) Save(cert, key []byte) error { p.cert, p.key = cert, key; return nil }

@@ -69,7 +69,7 @@ func wsPair(t testing.TB, secure bool) (server *websocket.Conn, cc *countConn, c
 	}}
 	dialer, scheme := *websocket.DefaultDialer, "ws://"
 	if secure {
-		certs, err := tlscert.OpenDir(t.TempDir(), []string{"127.0.0.1"})
+		certs, err := tlscert.Open(&memCert{}, []string{"127.0.0.1"})
 		if err != nil {
 			t.Fatalf("certificate: %v", err)
 		}
@@ -280,3 +280,15 @@ func TestWriteTextLarge(t *testing.T) {
 		t.Fatalf("received op %d, %d bytes (equal %v), %v", op, len(got), bytes.Equal(got, want), err)
 	}
 }
+
+// memCert is a tlscert.Storage in memory for the test server's certificate.
+type memCert struct{ cert, key []byte }
+
+func (m *memCert) Load() ([]byte, []byte, error) {
+	if m.cert == nil {
+		return nil, nil, tlscert.ErrNotStored
+	}
+	return m.cert, m.key, nil
+}
+
+func (m *memCert) Save(cert, key []byte) error { m.cert, m.key = cert, key; return nil }
