@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"portico/service/admin"
 	"portico/service/config"
@@ -338,4 +340,50 @@ func TestTabSwitchDropsFocus(t *testing.T) {
 		t.Fatalf("after leaving the gateway sub-tab %T still has the focus", cv.Focused())
 	}
 	u.Wait()
+}
+
+// TestUserDialogErrorsAtTheirField: a refused user shows each error under
+// its own field in the open dialog, naming the item ("nosuchgroup"), not
+// its position in the list.
+func TestUserDialogErrorsAtTheirField(t *testing.T) {
+	u, _ := newTestUI(t)
+	u.users.editUser(nil)
+	d := u.lastDialog
+	var entries []*keyEntry
+	walk(d.content, func(o fyne.CanvasObject) {
+		if e, ok := o.(*keyEntry); ok {
+			entries = append(entries, e)
+		}
+	})
+	if len(entries) < 5 {
+		t.Fatalf("%d entries in the user dialog", len(entries))
+	}
+	entries[0].SetText("dave")
+	entries[3].SetText("staff, nosuchgroup")
+	entries[4].SetText("dave-password-1")
+	test.Tap(d.primary)
+	u.Wait()
+	var under []string
+	walk(d.content, func(o fyne.CanvasObject) {
+		if c, ok := o.(*fyne.Container); ok && len(c.Objects) == 2 && c.Objects[0] == entries[3] {
+			if txt, ok := c.Objects[1].(*canvas.Text); ok && txt.Visible() {
+				under = append(under, txt.Text)
+			}
+		}
+	})
+	if len(under) != 1 || !strings.Contains(under[0], `"nosuchgroup"`) || strings.Contains(under[0], "[1]") {
+		var all []string
+		walk(d.content, func(o fyne.CanvasObject) {
+			if txt, ok := o.(*canvas.Text); ok && txt.Visible() && txt.Text != "" {
+				all = append(all, txt.Text)
+			}
+			if l, ok := o.(*widget.Label); ok && l.Text != "" {
+				all = append(all, l.Text)
+			}
+		})
+		t.Fatalf("groups field error %q, want one naming \"nosuchgroup\" (dialog shows %q)", under, all)
+	}
+	if u.win.Canvas().Overlays().Top() == nil {
+		t.Fatal("the refused dialog closed")
+	}
 }

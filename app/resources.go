@@ -390,7 +390,7 @@ func placeFieldErrors(under map[string]*canvas.Text, fields map[string]string) [
 		field, _, _ := strings.Cut(path, "[")
 		t, ok := under[field]
 		if !ok {
-			rest = append(rest, path+": "+m)
+			rest = append(rest, fieldLabel(path)+": "+m)
 			continue
 		}
 		if t.Text != "" {

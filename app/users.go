@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
@@ -100,10 +101,18 @@ func (p *usersPage) refresh() {
 func (p *usersPage) editUser(x *userRow) {
 	name, domain, display, groups, pass := newKeyEntry(), newKeyEntry(), newKeyEntry(), newKeyEntry(), newKeyPassword()
 	disabled := widget.NewCheck("Account disabled", nil)
-	items := []*widget.FormItem{widget.NewFormItem("User name", name), widget.NewFormItem("Domain", domain), widget.NewFormItem("Display name", display),
-		widget.NewFormItem("Groups (comma-separated)", groups)}
+	// Each field has its error line under it, keyed by the API's field
+	// name, so a refusal is shown where it is fixed, all errors at once.
+	under := map[string]*canvas.Text{}
+	item := func(label, field string, w fyne.CanvasObject) *widget.FormItem {
+		e := errorText()
+		under[field] = e
+		return widget.NewFormItem(label, container.NewVBox(w, e))
+	}
+	items := []*widget.FormItem{item("User name", "username", name), item("Domain", "domain", domain), item("Display name", "displayName", display),
+		item("Groups (comma-separated)", "groups", groups)}
 	if x == nil {
-		items = append(items, widget.NewFormItem("Password", pass))
+		items = append(items, item("Password", "password", pass))
 	} else {
 		name.SetText(x.Username)
 		name.Disable()
@@ -125,7 +134,9 @@ func (p *usersPage) editUser(x *userRow) {
 		}
 		p.u.call(method, path, body, nil, func(err error) {
 			if err != nil {
-				errs.SetText("Not saved: " + apiErrorText(err))
+				fields, msg := fieldErrors(err)
+				rest := placeFieldErrors(under, fields)
+				errs.SetText(strings.TrimSpace("Not saved: " + msg + "\n" + strings.Join(rest, "\n")))
 				return
 			}
 			d.Hide()
