@@ -81,7 +81,7 @@ func newStatusPage(u *UI) *statusPage {
 		widget.NewCard("Service", "The operating system's service manager runs the gateway.", container.NewVBox(
 			container.NewHBox(svc("install"), svc("start"), svc("stop"), svc("uninstall")), p.svcOut)),
 		widget.NewCard("Mode and network", "", container.NewVBox(
-			wrapped("Normal serves the User Portal; Forwarding passes client connections to an upstream gateway. Listen addresses apply at the next start of the service, and command-line flags win over them."),
+			wrapped("Normal serves the User Portal; Forwarding passes client connections to an upstream gateway. Listen addresses apply live: the gateway binds the new address first and then leaves the old one (a bad address leaves it where it was, see the log); an address given on the command line wins and is not moved."),
 			container.NewBorder(nil, nil, widget.NewLabel("Mode"), nil, p.mode),
 			container.NewBorder(nil, nil, widget.NewLabel("Upstream"), nil, p.upstream),
 			container.NewBorder(nil, nil, widget.NewLabel("HTTPS listen"), nil, p.https),

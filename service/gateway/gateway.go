@@ -109,7 +109,10 @@ type Gateway struct {
 	listeners []admin.Listener
 	servers   []*http.Server
 	disp      *dispatcher
-	stopOnce  sync.Once
+	// disps are every dispatcher the HTTPS listener had (it can move
+	// live); their forwarded connections end at shutdown.
+	disps    []*dispatcher
+	stopOnce sync.Once
 	// stopNative ends the alternate-port listener and native tunnels.
 	stopNative context.CancelFunc
 	// stopDNS ends the detection DNS responder.
@@ -336,11 +339,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 
 	g.disp = newDispatcher(httpsLn, g.live, g.log)
-	httpsPort := httpsLn.Addr().(*net.TCPAddr).Port
+	g.disps = []*dispatcher{g.disp}
 	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)
 
 	main := &http.Server{Handler: hsts(g.mainHandler()), TLSConfig: g.certs.TLSConfig(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
-	redirect := &http.Server{Handler: redirectHandler(httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	// The redirect reads the HTTPS port as it is now: the listener can move.
+	redirect := &http.Server{Handler: redirectHandler(g.httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	adminCfg := g.adminTLS.TLSConfig()
 	adminSrv := &http.Server{Handler: admin.New(g.adminDeps()), TLSConfig: adminCfg, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 
@@ -372,6 +376,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	go serveLogged(g.log, "https", func() error { return main.ServeTLS(g.disp, "", "") })
 	go serveLogged(g.log, "http", func() error { return redirect.Serve(httpLn) })
 	go serveLogged(g.log, "admin", func() error { return adminSrv.Serve(tls.NewListener(adminLn, adminCfg)) })
+	g.followListenAddrs(nativeCtx, httpsLn, httpLn, adminLn, main, redirect, adminSrv, adminCfg)
 	fmt.Fprintf(g.opt.Out, "Portico gateway %s: User Portal at https://%s%s/ (admin API on %s)\n", g.opt.Version, displayAddr(httpsLn.Addr()), g.live.Load().Effective.Portal.Web.Path, adminLn.Addr())
 	g.log.Info("gateway listening", "https", httpsLn.Addr().String(), "http", httpLn.Addr().String(), "admin", adminLn.Addr().String(), "mode", g.live.Load().Gateway.Mode)
 	return nil
@@ -424,8 +429,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if stopDNS != nil {
 			stopDNS()
 		}
-		if g.disp != nil {
-			g.disp.Close()
+		g.mu.Lock()
+		disps := g.disps
+		g.mu.Unlock()
+		for _, d := range disps {
+			d.Close()
 		}
 		var wg sync.WaitGroup
 		for _, s := range servers {
@@ -439,8 +447,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		wg.Wait()
 		g.sessions.DisconnectWhere(func(sessions.Info) bool { return true }, "the gateway is shutting down")
-		if g.disp != nil {
-			g.disp.closeForwarded()
+		for _, d := range disps {
+			d.closeForwarded()
 		}
 		err = g.store.Close()
 		g.log.Info("gateway stopped")

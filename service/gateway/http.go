@@ -24,7 +24,7 @@ func hsts(next http.Handler) http.Handler {
 
 // redirectHandler answers every plain-HTTP request with a permanent redirect
 // to the same host and path over HTTPS; it serves nothing else.
-func redirectHandler(httpsPort int) http.Handler {
+func redirectHandler(httpsPort func() int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
@@ -37,8 +37,8 @@ func redirectHandler(httpsPort int) http.Handler {
 		if strings.Contains(host, ":") {
 			host = "[" + host + "]"
 		}
-		if httpsPort != 443 {
-			host += ":" + strconv.Itoa(httpsPort)
+		if port := httpsPort(); port != 443 {
+			host += ":" + strconv.Itoa(port)
 		}
 		w.Header().Set("Connection", "close")
 		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusMovedPermanently)
