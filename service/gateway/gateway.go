@@ -372,8 +372,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.writeEndpoint(adminLn.Addr().String()); err != nil {
 		g.log.Warn("could not write admin endpoint file", "err", err)
 	}
-	go g.disp.serve()
-	go serveLogged(g.log, "https", func() error { return main.ServeTLS(g.disp, "", "") })
+	disp := g.disp // g.disp changes when the HTTPS address moves
+	go disp.serve()
+	go serveLogged(g.log, "https", func() error { return main.ServeTLS(disp, "", "") })
 	go serveLogged(g.log, "http", func() error { return redirect.Serve(httpLn) })
 	go serveLogged(g.log, "admin", func() error { return adminSrv.Serve(tls.NewListener(adminLn, adminCfg)) })
 	g.followListenAddrs(nativeCtx, httpsLn, httpLn, adminLn, main, redirect, adminSrv, adminCfg)
