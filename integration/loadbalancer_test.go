@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"portico/internal/testcert"
 	"portico/service/config"
-	"portico/service/tlscert"
 )
 
 // haproxy runs HAProxy in front of the given gateways, with cookie-based
@@ -25,11 +25,8 @@ func haproxy(t *testing.T, cookie string, backends ...*portico) (string, func(co
 	t.Helper()
 	exe := need(t, "haproxy", "haproxy")
 	dir := t.TempDir()
-	var front pemPair
-	if _, err := tlscert.Open(&front, []string{"127.0.0.1"}); err != nil {
-		t.Fatalf("front-end certificate: %v", err)
-	}
-	pem := append(append([]byte{}, front.cert...), front.key...)
+	_, cert, key := testcert.New(t, "127.0.0.1")
+	pem := append(append([]byte{}, cert...), key...)
 	crt := filepath.Join(dir, "front.pem")
 	if err := os.WriteFile(crt, pem, 0o600); err != nil {
 		t.Fatal(err)
@@ -139,16 +136,3 @@ func TestStickySessionsBehindHAProxy(t *testing.T) {
 		}
 	}
 }
-
-// pemPair is a tlscert.Storage in memory: HAProxy's front end needs a
-// certificate and key, as one PEM file.
-type pemPair struct{ cert, key []byte }
-
-func (p *pemPair) Load() ([]byte, []byte, error) {
-	if p.cert == nil {
-		return nil, nil, tlscert.ErrNotStored
-	}
-	return p.cert, p.key, nil
-}
-
-func (p *pemPair) Save(cert, key []byte) error { p.cert, p.key = cert, key; return nil }

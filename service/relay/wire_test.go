@@ -13,7 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"portico/service/tlscert"
+	"portico/internal/testcert"
 )
 
 // countConn counts Write calls on the connection under a WebSocket.
@@ -69,10 +69,7 @@ func wsPair(t testing.TB, secure bool) (server *websocket.Conn, cc *countConn, c
 	}}
 	dialer, scheme := *websocket.DefaultDialer, "ws://"
 	if secure {
-		certs, err := tlscert.Open(&memCert{}, []string{"127.0.0.1"})
-		if err != nil {
-			t.Fatalf("certificate: %v", err)
-		}
+		certs, _, _ := testcert.New(t, "127.0.0.1")
 		srv.TLSConfig = certs.TLSConfig()
 		go srv.Serve(tls.NewListener(BatchListener(counted), srv.TLSConfig))
 		dialer.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
@@ -280,15 +277,3 @@ func TestWriteTextLarge(t *testing.T) {
 		t.Fatalf("received op %d, %d bytes (equal %v), %v", op, len(got), bytes.Equal(got, want), err)
 	}
 }
-
-// memCert is a tlscert.Storage in memory for the test server's certificate.
-type memCert struct{ cert, key []byte }
-
-func (m *memCert) Load() ([]byte, []byte, error) {
-	if m.cert == nil {
-		return nil, nil, tlscert.ErrNotStored
-	}
-	return m.cert, m.key, nil
-}
-
-func (m *memCert) Save(cert, key []byte) error { m.cert, m.key = cert, key; return nil }
