@@ -205,10 +205,16 @@ func (g *Gateway) firstRun() error {
 		if adminAddr == "" {
 			adminAddr = config.DefaultAdminAddr
 		}
+		// A gateway run by root (the package's service) has a token only
+		// root can read; one run by a user (make run) has the user's own.
+		sudo := ""
+		if os.Geteuid() == 0 {
+			sudo = "sudo "
+		}
 		fmt.Fprintf(g.opt.Out, "\nFirst run: sign in to the User Portal as\n  user:     admin\n  password: %s\n(shown once; change it in the admin GUI)\n"+
-			"Admin GUI:  portico-admin --data-dir %s   (make gui DATA=%s)\n"+
-			"Admin API:  token in %s, e.g. curl -k -H \"Authorization: Bearer $(cat %s)\" https://%s/api/v1/users\n\n",
-			pw, g.opt.DataDir, g.opt.DataDir, token, token, adminAddr)
+			"Admin GUI:  %sportico-admin --data-dir %s\n"+
+			"Admin API:  token in %s, e.g. curl -k -H \"Authorization: Bearer $(%scat %s)\" https://%s/api/v1/users\n\n",
+			pw, sudo, g.opt.DataDir, token, sudo, token, adminAddr)
 		return t.MarkFirstRunDone()
 	})
 }
