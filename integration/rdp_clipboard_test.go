@@ -154,7 +154,7 @@ func pasteFromPage(t *testing.T, ctx context.Context, text string) {
 	t.Helper()
 	var ok bool
 	awaitJS(t, ctx, fmt.Sprintf(`(async () => { const mod = await import(document.getElementById('session').dataset.ironrdp);
-		const d = new mod.ClipboardData(); d.addText('text/plain', %q); window.__portico.session.onClipboardPaste(d); return true; })()`, text), &ok)
+		const d = new mod.Backend.ClipboardData(); d.addText('text/plain', %q); window.__portico.session.onClipboardPaste(d); return true; })()`, text), &ok)
 }
 
 // forceRemoteClipboard makes the page ask for the host's clipboard even

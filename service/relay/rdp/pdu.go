@@ -1,5 +1,5 @@
 // Package rdp is the gateway side of RDCleanPath, the handshake IronRDP's web
-// client (npm ironrdp-wasm) uses to reach an RDP host through a WebSocket
+// client (npm @devolutions/iron-remote-desktop-rdp) uses to reach an RDP host through a WebSocket
 // proxy: it owns the DER codec of RDCleanPathPdu, the few X.224/TPKT
 // structures the handshake needs, and Accept, which authorizes the request,
 // connects to the host, performs the X.224 exchange and the TLS handshake,
