@@ -75,7 +75,13 @@ const Kind = { General: 0, WrongPassword: 1, LogonFailure: 2, AccessDenied: 3, R
 // RotationUnit.Pixel of DeviceEvent.wheelRotations (not exported either).
 const wheelPixels = 0;
 
-function explain(err) {
+// explain maps an IronRDP error to the page's title and text. nla is set
+// for a failure of connect() with CredSSP on, after the gateway reached
+// the host: freerdp and xrdp answer wrong credentials by closing the
+// connection instead of sending an NLA error code (Windows sends one,
+// which arrives as WrongPassword or LogonFailure), so a plain read error
+// there means the host refused the sign-in.
+function explain(err, nla = false) {
   const kind = typeof err?.kind === 'function' ? err.kind() : -1;
   const d = typeof err?.rdcleanpathDetails === 'function' ? err.rdcleanpathDetails() : undefined;
   if (kind === Kind.WrongPassword || kind === Kind.LogonFailure) return ['Sign-in failed', 'The remote computer refused the user name or password.'];
@@ -88,6 +94,7 @@ function explain(err) {
   // certificate is not the one it pinned on first use.
   if (d?.tlsAlertCode === 42) return ['Certificate changed', 'The remote computer presented a different certificate than the one trusted for it, so the gateway did not connect. Ask your administrator to check the computer; if the change is expected they can forget the pinned certificate.'];
   if (d?.tlsAlertCode !== undefined) return ['Secure connection failed', `The remote computer ended the TLS handshake (alert ${d.tlsAlertCode}).`];
+  if (nla && kind === Kind.General && !d) return ['Sign-in failed', 'The remote computer closed the connection while checking the user name and password. Check them and try again.'];
   if (kind === Kind.NegotiationFailure) return ['Cannot connect', 'The remote computer and the gateway could not agree on a security protocol (TLS/NLA needed).'];
   return ['Cannot connect', 'Sign-in failed or the host closed the connection. Check the user name and password and try again.'];
 }
@@ -150,7 +157,9 @@ export async function start(screen, ticket, ui) {
     session = await b.connect();
   } catch (e) {
     console.error('RDP connect failed:', e?.backtrace?.() ?? e);
-    const [title, msg] = explain(e);
+    // The error kind, for tests and support (no host detail in it).
+    document.body.dataset.rdpErrorKind = String(typeof e?.kind === 'function' ? e.kind() : -1);
+    const [title, msg] = explain(e, ui.credssp);
     ui.disconnected(title, msg);
     return {};
   }
