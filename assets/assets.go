@@ -1,7 +1,7 @@
 // Package assets is Portico's web front end as embedded in the gateway
 // binary: the portal's own CSS, JavaScript modules and icons (static/) and
 // the browser clients vendored from npm by build.mjs (vendor/: noVNC,
-// xterm.js, ironrdp-wasm).
+// xterm.js, IronRDP's web backend @devolutions/iron-remote-desktop-rdp).
 //
 // It owns how those files are served: every URL carries one hash of the
 // whole embedded tree (/static/<treehash>/…), so relative imports between

@@ -124,8 +124,8 @@ func TestContentTypes(t *testing.T) {
 		{"vendor/novnc/core/rfb.js", "text/javascript; charset=utf-8"},
 		{"vendor/xterm/xterm.mjs", "text/javascript; charset=utf-8"},
 		{"vendor/xterm/xterm.css", "text/css; charset=utf-8"},
-		{"vendor/ironrdp/rdp_client.js", "text/javascript; charset=utf-8"},
-		{"vendor/ironrdp/rdp_client_bg.wasm", "application/wasm"},
+		{"vendor/ironrdp/iron-remote-desktop-rdp.js", "text/javascript; charset=utf-8"},
+		{"vendor/ironrdp/iron-remote-desktop-rdp.wasm", "application/wasm"},
 		{"vendor/manifest.json", "application/json"},
 		{"vendor/xterm/LICENSE", "text/plain; charset=utf-8"},
 	} {
@@ -185,7 +185,7 @@ func TestPrecompressedSiblings(t *testing.T) {
 		t.Fatalf("build wrote %d .br and %d .gz siblings; expected some of each", sawBr, sawGz)
 	}
 	// The wasm is the big one: it must be compressed well.
-	wasm := s.URL("vendor/ironrdp/rdp_client_bg.wasm")
+	wasm := s.URL("vendor/ironrdp/iron-remote-desktop-rdp.wasm")
 	raw := get(t, s, "GET", wasm).Body.Len()
 	if br := get(t, s, "GET", wasm, "Accept-Encoding", "br"); br.Body.Len() >= raw/2 {
 		t.Errorf("wasm: br %d of %d bytes", br.Body.Len(), raw)
@@ -315,7 +315,7 @@ func TestCaching(t *testing.T) {
 
 func TestHeadRangeAndMethods(t *testing.T) {
 	s, _ := built(t)
-	u := s.URL("vendor/ironrdp/rdp_client.js")
+	u := s.URL("vendor/ironrdp/iron-remote-desktop-rdp.js")
 	full := get(t, s, "GET", u)
 	head := get(t, s, "HEAD", u)
 	if head.Code != http.StatusOK || head.Body.Len() != 0 || head.Header().Get("Content-Length") != fmt.Sprint(full.Body.Len()) {
@@ -371,8 +371,8 @@ func TestNotFoundAndTraversal(t *testing.T) {
 		"/static/%2e%2e/assets.go", "/static/%2E%2E%2Fassets.go", "/static/" + h + "/%2e%2e/%2e%2e/go.mod",
 		"/static/..%2f..%2fgo.mod", "/static/vendor/..%2fstatic%2fportal.css", "/static/vendor/../static/portal.css",
 		"/static/./portal.css", "/static//portal.css", "/static/portal.css/", "/static/%2fetc%2fpasswd",
-		"/static/..\\assets.go", "/static/vendor/README.md", "/static/vendor/ironrdp/rdp_client_bg.wasm.br",
-		"/static/vendor/ironrdp/rdp_client_bg.wasm.gz", "/static/static/portal.css", "/elsewhere", "/static",
+		"/static/..\\assets.go", "/static/vendor/README.md", "/static/vendor/ironrdp/iron-remote-desktop-rdp.wasm.br",
+		"/static/vendor/ironrdp/iron-remote-desktop-rdp.wasm.gz", "/static/static/portal.css", "/elsewhere", "/static",
 		"/static/portal.css%00", "/static/assets.go", "/static/build.mjs",
 	} {
 		if code := rawGet(t, addr, p); code != http.StatusNotFound {

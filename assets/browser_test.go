@@ -18,7 +18,7 @@ import (
 
 // browserPage loads the three clients the way the portal does: ES modules
 // by their hashed URLs, relative imports inside them, the wasm fetched by
-// ironrdp's own init(). Errors land in the title so the test can show them.
+// IronRDP's own init() from next to its module. Errors land in the title so the test can show them.
 const browserPage = `<!doctype html>
 <html><head><title>loading</title><link rel="stylesheet" href="%[1]s"></head>
 <body><div id="term" style="width:640px;height:240px"></div>
@@ -27,8 +27,9 @@ try {
   const { default: RFB } = await import(%[2]q);
   if (typeof RFB !== 'function') throw new Error('noVNC RFB is not a class');
 
-  const { default: init } = await import(%[3]q);
-  await init();
+  const { init, Backend } = await import(%[3]q);
+  await init('warn');
+  if (typeof Backend?.SessionBuilder !== 'function') throw new Error('IronRDP has no SessionBuilder');
   // compileStreaming refuses anything not served as application/wasm,
   // where init() would quietly fall back to a slower path.
   await WebAssembly.compileStreaming(fetch(%[4]q));
@@ -61,7 +62,7 @@ func TestBrowserLoadsClients(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, browserPage,
 			s.URL("vendor/xterm/xterm.css"), s.URL("vendor/novnc/core/rfb.js"),
-			s.URL("vendor/ironrdp/rdp_client.js"), s.URL("vendor/ironrdp/rdp_client_bg.wasm"),
+			s.URL("vendor/ironrdp/iron-remote-desktop-rdp.js"), s.URL("vendor/ironrdp/iron-remote-desktop-rdp.wasm"),
 			s.URL("vendor/xterm/xterm.mjs"), s.URL("vendor/xterm/addon-fit.mjs"))
 	})
 	mux.Handle(Prefix, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +115,7 @@ func TestBrowserLoadsClients(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	for _, logical := range []string{"vendor/ironrdp/rdp_client_bg.wasm", "vendor/novnc/core/rfb.js", "vendor/novnc/vendor/pako/lib/zlib/inflate.js", "vendor/xterm/xterm.mjs"} {
+	for _, logical := range []string{"vendor/ironrdp/iron-remote-desktop-rdp.wasm", "vendor/novnc/core/rfb.js", "vendor/novnc/vendor/pako/lib/zlib/inflate.js", "vendor/xterm/xterm.mjs"} {
 		if got := served[s.URL(logical)]; got != "200 br" {
 			t.Errorf("%s: served %q to the browser, want \"200 br\" (all: %v)", logical, got, served)
 		}

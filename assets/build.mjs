@@ -16,7 +16,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const nm = join(here, 'node_modules');
 const out = join(here, 'vendor');
 
-const packages = ['@novnc/novnc', '@xterm/xterm', '@xterm/addon-fit', 'ironrdp-wasm'];
+const rdpPkg = '@devolutions/iron-remote-desktop-rdp';
+const packages = ['@novnc/novnc', '@xterm/xterm', '@xterm/addon-fit', rdpPkg];
 for (const p of packages) {
   if (!existsSync(join(nm, p, 'package.json'))) {
     console.error(`build.mjs: ${p} is not installed: run "npm ci" in assets/ first`);
@@ -64,14 +65,38 @@ const copies = [
   ['@xterm/xterm', 'css/xterm.css', 'xterm/xterm.css'],
   ['@xterm/xterm', 'LICENSE', 'xterm/LICENSE'],
   ['@xterm/addon-fit', 'lib/addon-fit.mjs', 'xterm/addon-fit.mjs'],
-  ['ironrdp-wasm', 'pkg/rdp_client.js', 'ironrdp/rdp_client.js'],
-  ['ironrdp-wasm', 'pkg/rdp_client_bg.wasm', 'ironrdp/rdp_client_bg.wasm'],
-  ['ironrdp-wasm', 'LICENSE', 'ironrdp/LICENSE'],
+  // The package ships no licence file; its package.json names the licence
+  // (MIT OR Apache-2.0) and the project.
+  [rdpPkg, 'package.json', 'ironrdp/package.json'],
 ];
 for (const [pkg, file] of copies) {
   if (pkg !== '@novnc/novnc' && /\.m?js$/.test(file) && moduleGraph(join(nm, pkg), file).length !== 1) {
     throw new Error(`${pkg}/${file} imports other modules: copy them too`);
   }
+}
+
+// IronRDP's official web backend inlines its wasm as one base64 data: URL
+// (6 MB of JavaScript). Served that way it would be 1.58 MB brotli instead
+// of 1.14 MB, parsed as a string before compiling, and compiled only after
+// the whole module arrived. So the wasm is written out as a file of its own
+// (served as application/wasm, compiled while it streams) and the one
+// constant holding the data: URL becomes a URL next to the module, which
+// the package's own init() already accepts (it fetches a URL object). The
+// pattern must match exactly once; an upstream change fails the build here.
+const rdpJS = 'iron-remote-desktop-rdp.js';
+const wasmName = 'iron-remote-desktop-rdp.wasm';
+function splitWasm(src) {
+  const re = /const (\w+) = "data:application\/wasm;base64,([A-Za-z0-9+/=]+)";/g;
+  const found = [...src.matchAll(re)];
+  if (found.length !== 1) throw new Error(`${rdpPkg}/${rdpJS}: expected one inlined wasm, found ${found.length}`);
+  const [whole, name, b64] = found[0];
+  const wasm = Buffer.from(b64, 'base64');
+  if (wasm.subarray(0, 4).toString('latin1') !== '\0asm') throw new Error(`${rdpPkg}/${rdpJS}: the inlined data is not wasm`);
+  const uses = src.split(new RegExp(`\\b${name}\\b`)).length - 1;
+  if (uses !== 2) throw new Error(`${rdpPkg}/${rdpJS}: the wasm constant ${name} is used ${uses - 1} times, expected once (by init)`);
+  const js = src.replace(whole, `const ${name} = new URL(${JSON.stringify('./' + wasmName)}, import.meta.url);`);
+  if ([...js.matchAll(importRe)].length !== 0) throw new Error(`${rdpPkg}/${rdpJS} imports other modules: copy them too`);
+  return { js, wasm };
 }
 
 // Keep the committed README; everything else is rebuilt from scratch so a
@@ -83,10 +108,16 @@ for (const e of readdirSync(out)) {
 
 const compressible = /\.(m?js|css|wasm|svg|json|txt)$/;
 const files = [];
-for (const [pkg, file, to] of copies) {
+const rdp = splitWasm(readFileSync(join(nm, rdpPkg, rdpJS), 'utf8'));
+const written = [
+  ...copies.map(([pkg, file, to]) => [to, () => copyFileSync(join(nm, pkg, file), join(out, to))]),
+  [`ironrdp/${rdpJS}`, () => writeFileSync(join(out, 'ironrdp', rdpJS), rdp.js)],
+  [`ironrdp/${wasmName}`, () => writeFileSync(join(out, 'ironrdp', wasmName), rdp.wasm)],
+];
+for (const [to, write] of written) {
   const dst = join(out, to);
   mkdirSync(dirname(dst), { recursive: true });
-  copyFileSync(join(nm, pkg, file), dst);
+  write();
   files.push(to);
   const data = readFileSync(dst);
   if (!compressible.test(to)) continue;

@@ -21,10 +21,10 @@ import (
 
 // rdpSessionFiles are the static files the RDP session page loads, as
 // logical asset paths (assets.Server.URL); the wasm is the one that counts.
-var rdpSessionFiles = []string{"session.js", "session-rdp.js", "vendor/ironrdp/rdp_client.js", "vendor/ironrdp/rdp_client_bg.wasm"}
+var rdpSessionFiles = []string{"session.js", "session-rdp.js", "vendor/ironrdp/iron-remote-desktop-rdp.js", "vendor/ironrdp/iron-remote-desktop-rdp.wasm"}
 
 // wasmFile is the IronRDP web client's wasm among rdpSessionFiles.
-const wasmFile = "vendor/ironrdp/rdp_client_bg.wasm"
+const wasmFile = "vendor/ironrdp/iron-remote-desktop-rdp.wasm"
 
 // servedFile is one static file as the gateway serves it to a browser
 // sending Accept-Encoding: br, gzip.

@@ -125,10 +125,28 @@ func openXRDP(t *testing.T, p *portico, srv xrdpServer, beforeConnect func(conte
 	}
 	run(t, ctx, 20*time.Second, chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
 	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'on'`, "RDP session connected")
-	time.Sleep(2 * time.Second)
-	run(t, ctx, 10*time.Second, chromedp.Focus(`#screen canvas`, chromedp.ByQuery), chromedp.KeyEvent(kb.Enter))
+	// Enter works only once xrdp has drawn its dialog, and under load that
+	// can take a while: wait for its pixels on the canvas, then press
+	// Enter until xrdp says it went on to the VNC backend.
+	waitJS(t, ctx, 40*time.Second, xrdpDialogDrawn, "xrdp's login dialog on the canvas")
+	waitFor(t, 60*time.Second, "xrdp's VNC backend connected after Enter", func() bool {
+		run(t, ctx, 10*time.Second, chromedp.Focus(`#screen canvas`, chromedp.ByQuery), chromedp.KeyEvent(kb.Enter))
+		for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if strings.Contains(srv.log(), "VNC connection complete, connected ok") {
+				return true
+			}
+		}
+		return false
+	})
 	return ctx
 }
+
+// xrdpDialogDrawn is true once the session canvas shows anything but
+// black (xrdp paints its login screen in one go).
+const xrdpDialogDrawn = `(() => { const c = window.__portico?.canvas; if (!c || c.width < 100) return false;
+	const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+	for (let i = 0; i < d.length; i += 4 * 97) if (d[i] + d[i+1] + d[i+2] > 60) return true;
+	return false; })()`
 
 func addXRDP(t *testing.T, p *portico, srv xrdpServer) {
 	p.do(t, "POST", "/api/v1/resources", map[string]any{"id": "desk", "name": "Linux desktop", "protocol": "rdp", "host": "127.0.0.1",
@@ -154,7 +172,7 @@ func pasteFromPage(t *testing.T, ctx context.Context, text string) {
 	t.Helper()
 	var ok bool
 	awaitJS(t, ctx, fmt.Sprintf(`(async () => { const mod = await import(document.getElementById('session').dataset.ironrdp);
-		const d = new mod.ClipboardData(); d.addText('text/plain', %q); window.__portico.session.onClipboardPaste(d); return true; })()`, text), &ok)
+		const d = new mod.Backend.ClipboardData(); d.addText('text/plain', %q); window.__portico.session.onClipboardPaste(d); return true; })()`, text), &ok)
 }
 
 // forceRemoteClipboard makes the page ask for the host's clipboard even

@@ -33,10 +33,25 @@ func TestRDPKeyboardLayoutReachesTheHost(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "typed")
 	startProc(t, []string{"DISPLAY=" + srv.Display}, xterm, "-geometry", "80x10+0+0", "-e", "sh", "-c", "cat > "+out)
-	waitFor(t, 10*time.Second, "xterm's window", func() bool {
-		focus := exec.Command(xdotool, "search", "--class", "xterm", "windowfocus")
-		focus.Env = append(os.Environ(), "DISPLAY="+srv.Display)
-		return focus.Run() == nil
+	// The keys go to whatever has the X input focus: wait until that is
+	// the xterm's window (mapped, and focused as X itself reports), not
+	// only until xdotool found the window.
+	xdo := func(args ...string) string {
+		cmd := exec.Command(xdotool, args...)
+		cmd.Env = append(os.Environ(), "DISPLAY="+srv.Display)
+		out, err := cmd.Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+	waitFor(t, 30*time.Second, "xterm's window focused", func() bool {
+		win := xdo("search", "--onlyvisible", "--class", "xterm")
+		if win == "" || strings.Contains(win, "\n") {
+			return false
+		}
+		xdo("windowfocus", win)
+		return xdo("getwindowfocus") == win
 	})
 	run(t, ctx, 10*time.Second, chromedp.Focus(`#screen canvas`, chromedp.ByQuery),
 		chromedp.KeyEvent("y"), chromedp.KeyEvent("z"), chromedp.KeyEvent(kb.Enter))

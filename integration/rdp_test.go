@@ -129,7 +129,7 @@ func TestRDPSessionInTheBrowser(t *testing.T) {
 		t.Fatalf("wrong password shows %q", title)
 	}
 
-	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID),
+	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID), chromedp.WaitReady(portalReady, chromedp.ByQuery),
 		chromedp.Click(`button.open[data-id="office"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
 		chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
@@ -174,7 +174,7 @@ func TestRDPSessionInTheBrowser(t *testing.T) {
 	p.do(t, "PUT", "/api/v1/resources/office", map[string]any{"id": "office", "name": "Office desktop", "protocol": "rdp", "host": "127.0.0.1",
 		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "ask", "username": "test"},
 		"hostKey": strings.Repeat("AB:", 31) + "AB"}, nil)
-	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID),
+	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID), chromedp.WaitReady(portalReady, chromedp.ByQuery),
 		chromedp.Click(`button.open[data-id="office"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
 		chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))

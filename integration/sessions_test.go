@@ -34,8 +34,14 @@ func signIn(t testing.TB, ctx context.Context, p *portico) {
 		chromedp.SendKeys(`#password`, "alice-password", chromedp.ByID),
 		chromedp.Submit(`#password`, chromedp.ByID),
 		chromedp.WaitVisible(`#home`, chromedp.ByID),
+		// The page shows before its module has wired the Open buttons; a
+		// click before that does nothing.
+		chromedp.WaitReady(portalReady, chromedp.ByQuery),
 	)
 }
+
+// portalReady matches once portal.js has wired the resource list.
+const portalReady = `body[data-ready="portal"]`
 
 // open clicks a resource and waits until its session is connected.
 func open(t *testing.T, ctx context.Context, id string) {
@@ -151,7 +157,7 @@ func TestSSHSessionInTheBrowser(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("relaunch: %d", st)
 	}
-	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID))
+	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID), chromedp.WaitReady(portalReady, chromedp.ByQuery))
 	open(t, ctx, "shell")
 	awaitJS(t, ctx, `(async () => { const base = document.getElementById('session').dataset.base;
 		const sid = await new Promise(r => { const w = () => { const s = window.__portico.sid; s ? r(s) : setTimeout(w, 50); }; w(); });

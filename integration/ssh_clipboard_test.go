@@ -57,7 +57,7 @@ func TestSSHClipboardFollowsPolicy(t *testing.T) {
 		{config.TransferClientToServer, true, false},
 	} {
 		p.editSite(t, func(s *config.PortalSettings) { s.Restrictions.Clipboard = tc.set })
-		run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID))
+		run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID), chromedp.WaitReady(portalReady, chromedp.ByQuery))
 		open(t, ctx, "shell")
 		if hasPanel() {
 			t.Errorf("%s: the SSH page offers a clipboard panel", tc.set)

@@ -135,6 +135,10 @@ type sessionView struct {
 	// RDPUser prefills the RDP sign-in (NLA runs in the browser, so the
 	// user types the password; stored passwords are never sent to it).
 	RDPUser string
+	// RDPNoCredSSP makes the RDP page connect without CredSSP and without
+	// asking for Windows credentials (data-credssp="false"): for a gateway
+	// that authenticates to the host itself. False keeps NLA in the page.
+	RDPNoCredSSP bool
 	// Keyboards are the keyboard layouts the RDP page offers.
 	Keyboards []rdp.KeyboardLayout
 }

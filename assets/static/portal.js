@@ -111,3 +111,7 @@ if (ipURL) {
     }
   })();
 }
+
+// The list's buttons work from here on (module scripts run after the page
+// is shown): tests, and anything else that clicks, wait for this.
+document.body.dataset.ready = 'portal';

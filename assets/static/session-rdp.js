@@ -1,7 +1,21 @@
-// RDP in the browser: IronRDP's web client (wasm) speaks RDCleanPath to the
+// RDP in the browser: IronRDP's official web backend
+// (@devolutions/iron-remote-desktop-rdp, wasm) speaks RDCleanPath to the
 // gateway, which connects to the host named by the launch ticket and does
-// the TLS handshake; NLA then runs end to end in this page. Input is sent
-// as Set-1 scancodes (keyboard), scaled coordinates (mouse) and wheel steps.
+// the TLS handshake; NLA (CredSSP) then runs end to end in this page unless
+// the page says otherwise (data-credssp, below). Input is sent as Set-1
+// scancodes (keyboard), scaled coordinates (mouse) and wheel steps.
+//
+// Contract with the server-side template (portal/templates/session.html,
+// attributes on #session):
+//   data-ironrdp   URL of the backend module (vendor/ironrdp/…js; the wasm
+//                  is fetched next to it);
+//   data-rdp-user  the user name to preset (may be empty);
+//   data-credssp   "false" when the gateway itself authenticates to the
+//                  host (single sign-on): the page then turns CredSSP off
+//                  (enableCredssp(false), so only TLS is negotiated), does
+//                  not ask for Windows credentials, and connects at once
+//                  with data-rdp-user and an empty password. Anything else,
+//                  or no attribute, keeps CredSSP and the sign-in prompt.
 
 // DOM KeyboardEvent.code → Set-1 scancode; 0xE0xx marks extended keys.
 const SC = {
@@ -54,11 +68,24 @@ function askCredentials(defaultUser) {
   });
 }
 
-function explain(err, mod) {
+// IronErrorKind of iron-remote-desktop (the package does not export the
+// enum; kind() returns its number).
+const Kind = { General: 0, WrongPassword: 1, LogonFailure: 2, AccessDenied: 3, RDCleanPath: 4, ProxyConnect: 5, NegotiationFailure: 6 };
+
+// RotationUnit.Pixel of DeviceEvent.wheelRotations (not exported either).
+const wheelPixels = 0;
+
+// explain maps an IronRDP error to the page's title and text. nla is set
+// for a failure of connect() with CredSSP on, after the gateway reached
+// the host: freerdp and xrdp answer wrong credentials by closing the
+// connection instead of sending an NLA error code (Windows sends one,
+// which arrives as WrongPassword or LogonFailure), so a plain read error
+// there means the host refused the sign-in.
+function explain(err, nla = false) {
   const kind = typeof err?.kind === 'function' ? err.kind() : -1;
   const d = typeof err?.rdcleanpathDetails === 'function' ? err.rdcleanpathDetails() : undefined;
-  if (kind === mod.IronErrorKind.WrongPassword || kind === mod.IronErrorKind.LogonFailure) return ['Sign-in failed', 'The remote computer refused the user name or password.'];
-  if (kind === mod.IronErrorKind.AccessDenied) return ['Access denied', 'The remote computer does not let this account sign in.'];
+  if (kind === Kind.WrongPassword || kind === Kind.LogonFailure) return ['Sign-in failed', 'The remote computer refused the user name or password.'];
+  if (kind === Kind.AccessDenied) return ['Access denied', 'The remote computer does not let this account sign in.'];
   if (d?.httpStatusCode === 401 || d?.httpStatusCode === 403) return ['Not allowed', 'The launch ticket was refused (expired or already used). Open the resource again from the portal.'];
   if (d?.wsaErrorCode === 10061) return ['Host unreachable', 'The remote computer refused the connection: it may be off or not accepting remote desktop connections.'];
   if (d?.wsaErrorCode === 10060) return ['Host unreachable', 'The remote computer did not answer in time.'];
@@ -67,15 +94,33 @@ function explain(err, mod) {
   // certificate is not the one it pinned on first use.
   if (d?.tlsAlertCode === 42) return ['Certificate changed', 'The remote computer presented a different certificate than the one trusted for it, so the gateway did not connect. Ask your administrator to check the computer; if the change is expected they can forget the pinned certificate.'];
   if (d?.tlsAlertCode !== undefined) return ['Secure connection failed', `The remote computer ended the TLS handshake (alert ${d.tlsAlertCode}).`];
-  if (kind === mod.IronErrorKind.NegotiationFailure) return ['Cannot connect', 'The remote computer and the gateway could not agree on a security protocol (TLS/NLA needed).'];
+  if (nla && kind === Kind.General && !d) return ['Sign-in failed', 'The remote computer closed the connection while checking the user name and password. Check them and try again.'];
+  if (kind === Kind.NegotiationFailure) return ['Cannot connect', 'The remote computer and the gateway could not agree on a security protocol (TLS/NLA needed).'];
   return ['Cannot connect', 'Sign-in failed or the host closed the connection. Check the user name and password and try again.'];
 }
 
+// load imports the backend module and starts its wasm, once per page (a
+// reconnect reuses it).
+let backend;
+async function load(url) {
+  if (!backend) {
+    backend = import(url).then(async (mod) => { await mod.init('warn'); return mod; });
+  }
+  return backend;
+}
+
+// savedLayout is the layout pickLayout would preselect, for a page that
+// connects without showing the prompt (no CredSSP).
+function savedLayout() {
+  const kbd = document.getElementById('rdp-kbd');
+  pickLayout(kbd);
+  return kbd.value;
+}
+
 export async function start(screen, ticket, ui) {
-  const mod = await import(ui.urls.ironrdp);
-  await mod.default();
-  mod.setup('warn');
-  const cred = await askCredentials(ui.rdpUser);
+  const mod = await load(ui.urls.ironrdp);
+  const { SessionBuilder, DesktopSize, DeviceEvent, InputTransaction, ClipboardData } = mod.Backend;
+  const cred = ui.credssp ? await askCredentials(ui.rdpUser) : { user: ui.rdpUser || '', pass: '', keyboard: savedLayout() };
   ui.setState('Connecting…');
   const canvas = document.createElement('canvas');
   canvas.tabIndex = 0;
@@ -89,46 +134,52 @@ export async function start(screen, ticket, ui) {
   const proxy = ui.wsURL('rdp', '').replace(/\?.*$/, '') + '?keyboard=' + encodeURIComponent(cred.keyboard);
   let session;
   try {
-    const b = new mod.SessionBuilder()
+    const b = new SessionBuilder()
       .username(cred.user).password(cred.pass).destination('portico-ticket').proxyAddress(proxy).authToken(ticket)
-      .renderCanvas(canvas).desktopSize(new mod.DesktopSize(w, h))
+      .renderCanvas(canvas).desktopSize(new DesktopSize(w, h))
       // Lets the remote desktop follow the window (MS-RDPEDISP); hosts
       // without the channel keep their size and the canvas scales.
-      .extension(new mod.Extension('display_control', true))
+      .extension(mod.displayControl(true))
       .setCursorStyleCallbackContext(canvas)
       .setCursorStyleCallback(function (style) { this.style.cursor = style || 'default'; });
-    if (ui.allow.clipToClient) {
+    if (!ui.credssp) b.extension(mod.enableCredssp(false));
+    // The backend opens the clipboard channel only when this callback is
+    // set, so it is set for either direction; what the host copies is shown
+    // only when server-to-client is allowed (the gateway enforces both
+    // directions on the wire in any case). No printer and no file copy:
+    // the gateway owns device redirection toward the host.
+    if (ui.allow.clipToClient || ui.allow.clipToServer) {
       b.remoteClipboardChangedCallback((data) => {
+        if (!ui.allow.clipToClient) return;
         for (const item of data.items()) if (item.mimeType() === 'text/plain') ui.remoteClipboard(String(item.value()));
       });
     }
     session = await b.connect();
   } catch (e) {
-    const [title, msg] = explain(e, mod);
+    console.error('RDP connect failed:', e?.backtrace?.() ?? e);
+    // The error kind, for tests and support (no host detail in it).
+    document.body.dataset.rdpErrorKind = String(typeof e?.kind === 'function' ? e.kind() : -1);
+    const [title, msg] = explain(e, ui.credssp);
     ui.disconnected(title, msg);
     return {};
   }
-  ui.setState('Connected', 'on');
-  canvas.focus();
-  session.run().then((info) => ui.disconnected('Disconnected', `The session ended: ${info.reason()}.`))
-    .catch((e) => { console.error('RDP session failed:', e?.backtrace?.() ?? e); const [t, m] = explain(e, mod); ui.disconnected(t, m); });
 
-  const send = (ev) => { const tx = new mod.InputTransaction(); tx.addEvent(ev); session.applyInputs(tx); };
+  const send = (ev) => { const tx = new InputTransaction(); tx.addEvent(ev); session.applyInputs(tx); };
   const pos = (e) => {
     const r = canvas.getBoundingClientRect();
     const scale = Math.min(r.width / canvas.width, r.height / canvas.height);
     const ox = (r.width - canvas.width * scale) / 2, oy = (r.height - canvas.height * scale) / 2;
     return [Math.max(0, Math.round((e.clientX - r.left - ox) / scale)), Math.max(0, Math.round((e.clientY - r.top - oy) / scale))];
   };
-  canvas.addEventListener('mousemove', (e) => send(mod.DeviceEvent.mouseMove(...pos(e))));
-  canvas.addEventListener('mousedown', (e) => { canvas.focus(); send(mod.DeviceEvent.mouseMove(...pos(e))); send(mod.DeviceEvent.mouseButtonPressed(e.button)); e.preventDefault(); });
-  canvas.addEventListener('mouseup', (e) => { send(mod.DeviceEvent.mouseButtonReleased(e.button)); e.preventDefault(); });
+  canvas.addEventListener('mousemove', (e) => send(DeviceEvent.mouseMove(...pos(e))));
+  canvas.addEventListener('mousedown', (e) => { canvas.focus(); send(DeviceEvent.mouseMove(...pos(e))); send(DeviceEvent.mouseButtonPressed(e.button)); e.preventDefault(); });
+  canvas.addEventListener('mouseup', (e) => { send(DeviceEvent.mouseButtonReleased(e.button)); e.preventDefault(); });
   canvas.addEventListener('contextmenu', (e) => e.preventDefault());
-  canvas.addEventListener('wheel', (e) => { send(mod.DeviceEvent.wheelRotations(true, -Math.sign(e.deltaY) * 120, mod.RotationUnit.Pixel)); e.preventDefault(); }, { passive: false });
+  canvas.addEventListener('wheel', (e) => { send(DeviceEvent.wheelRotations(true, -Math.sign(e.deltaY) * 120, wheelPixels)); e.preventDefault(); }, { passive: false });
   const key = (down) => (e) => {
     const sc = SC[e.code];
     if (sc === undefined) return;
-    send(down ? mod.DeviceEvent.keyPressed(sc) : mod.DeviceEvent.keyReleased(sc));
+    send(down ? DeviceEvent.keyPressed(sc) : DeviceEvent.keyReleased(sc));
     e.preventDefault();
   };
   canvas.addEventListener('keydown', key(true));
@@ -147,16 +198,22 @@ export async function start(screen, ticket, ui) {
   window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(fit, 400); });
 
   window.__portico = { session, canvas };
+  // "Connected" only once the input handlers are in place and the session
+  // loop runs, so anything that waits for it can type at once.
+  session.run().then((info) => ui.disconnected('Disconnected', `The session ended: ${info.reason()}.`))
+    .catch((e) => { console.error('RDP session failed:', e?.backtrace?.() ?? e); const [t, m] = explain(e); ui.disconnected(t, m); });
+  ui.setState('Connected', 'on');
+  canvas.focus();
   return {
     sendClipboard(text) {
       if (!ui.allow.clipToServer) return;
-      const data = new mod.ClipboardData();
+      const data = new ClipboardData();
       data.addText('text/plain', text);
       session.onClipboardPaste(data);
     },
     ctrlAltDel() {
-      for (const sc of [0x1d, 0x38, 0xe053]) send(mod.DeviceEvent.keyPressed(sc));
-      for (const sc of [0xe053, 0x38, 0x1d]) send(mod.DeviceEvent.keyReleased(sc));
+      for (const sc of [0x1d, 0x38, 0xe053]) send(DeviceEvent.keyPressed(sc));
+      for (const sc of [0xe053, 0x38, 0x1d]) send(DeviceEvent.keyReleased(sc));
     },
     disconnect() { session.shutdown(); },
   };

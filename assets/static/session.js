@@ -38,6 +38,9 @@ export const ui = {
   },
   urls: { novnc: ds.novnc, xterm: ds.xterm, xtermFit: ds.xtermFit, xtermCss: ds.xtermCss, ironrdp: ds.ironrdp },
   rdpUser: ds.rdpUser,
+  // data-credssp="false": the RDP page connects without CredSSP and asks
+  // for no credentials (see session-rdp.js); absent means CredSSP.
+  credssp: ds.credssp !== 'false',
 };
 
 async function newTicket() {

@@ -1,7 +1,8 @@
 // Package rdp is the gateway's part of an RDP session from the browser. It
 // owns two things:
 //
-//   - the RDCleanPath handshake IronRDP's web client (npm ironrdp-wasm) uses
+//   - the RDCleanPath handshake IronRDP's web client
+//     (npm @devolutions/iron-remote-desktop-rdp) uses
 //     to reach a host through a WebSocket proxy: the DER codec of
 //     RDCleanPathPdu (pdu.go), the X.224/TPKT structures it needs (x224.go),
 //     and Accept (accept.go), which authorizes the request, connects to the
