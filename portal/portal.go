@@ -9,6 +9,7 @@ package portal
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"html/template"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"portico/service/detect"
 	"portico/service/secret"
 	"portico/service/sessions"
+	"portico/service/signin"
 	"portico/service/store"
 )
 
@@ -58,6 +60,8 @@ type Deps struct {
 	DetectDNS func() string
 	// ClientDirs are searched for portico-client builds to hand out.
 	ClientDirs []string
+	// Guard bounds credential checks; nil makes one sized to the machine.
+	Guard *signin.Guard
 }
 
 // Portal is the portal's http.Handler.
@@ -65,7 +69,8 @@ type Portal struct {
 	Deps
 	tickets  *Tickets
 	sessions *SessionStore
-	throttle *Throttle
+	guard    *signin.Guard
+	devices  signin.Devices
 	tpl      *template.Template
 	mux      *http.ServeMux
 	relays   relayState
@@ -90,8 +95,20 @@ func New(d Deps) *Portal {
 		Deps:     d,
 		tickets:  NewTickets(),
 		sessions: NewSessionStore(d.Store),
-		throttle: NewThrottle(),
+		guard:    d.Guard,
 		mux:      http.NewServeMux(),
+	}
+	if p.guard == nil {
+		p.guard = signin.NewGuard(signin.Options{})
+	}
+	if d.Secrets != nil {
+		p.devices.MAC = d.Secrets.MAC
+	} else {
+		// Without the gateway's key, device cookies last for this process.
+		key := make([]byte, 32)
+		rand.Read(key)
+		box, _ := secret.New(key)
+		p.devices.MAC = box.MAC
 	}
 	p.tpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"asset": func(s string) string { return d.AssetURL(s) },
@@ -248,6 +265,13 @@ func (p *Portal) clientIP(r *http.Request) string {
 		return ""
 	}
 	return ip.String()
+}
+
+// auditRefusal records a refusal an outsider can cause at will (a
+// throttled or busy sign-in): the store aggregates these per source and
+// reason, so they can neither flood the log nor push security events out.
+func (p *Portal) auditRefusal(e store.Event) {
+	p.audit(e)
 }
 
 func (p *Portal) audit(e store.Event) {

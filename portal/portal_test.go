@@ -18,6 +18,7 @@ import (
 	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
+	"portico/service/signin"
 	"portico/service/store"
 )
 
@@ -248,7 +249,7 @@ func TestDisabledAccountAndThrottle(t *testing.T) {
 		t.Fatalf("disabled account: %d", resp.StatusCode)
 	}
 	c := e.client()
-	for i := 0; i < FreeAttempts; i++ {
+	for i := 0; i < signin.FreeAttempts; i++ {
 		e.signIn(c, "alice", "nope")
 	}
 	resp, body = e.signIn(c, "alice", "nope")
