@@ -61,4 +61,3 @@ func FuzzRedeem(f *testing.F) {
 		}
 	})
 }
-
