@@ -205,7 +205,7 @@ func (p *Portal) checkLocal(r *http.Request, ip string, login directory.Login, p
 		if found && u.PasswordHash != "" {
 			hash = u.PasswordHash
 		}
-		match := directory.CheckPassword(hash, password)
+		match := p.checkPassword(hash, password)
 		return found && match
 	})
 	return u, ok, err

@@ -21,6 +21,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/detect"
+	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
 	"portico/service/signin"
@@ -71,9 +72,11 @@ type Portal struct {
 	sessions *SessionStore
 	guard    *signin.Guard
 	devices  signin.Devices
-	tpl      *template.Template
-	mux      *http.ServeMux
-	relays   relayState
+	// checkPassword is directory.CheckPassword; tests count hashes with it.
+	checkPassword func(phc, password string) bool
+	tpl           *template.Template
+	mux           *http.ServeMux
+	relays        relayState
 }
 
 // New builds the portal.
@@ -92,11 +95,12 @@ func New(d Deps) *Portal {
 		d.VendorBuilt = func() bool { return true }
 	}
 	p := &Portal{
-		Deps:     d,
-		tickets:  NewTickets(),
-		sessions: NewSessionStore(d.Store),
-		guard:    d.Guard,
-		mux:      http.NewServeMux(),
+		Deps:          d,
+		tickets:       NewTickets(),
+		sessions:      NewSessionStore(d.Store),
+		guard:         d.Guard,
+		checkPassword: directory.CheckPassword,
+		mux:           http.NewServeMux(),
 	}
 	if p.guard == nil {
 		p.guard = signin.NewGuard(signin.Options{})

@@ -91,6 +91,9 @@ type Options struct {
 	Queue int
 	// QueueWait is the longest an attempt waits for a slot (default 2 s).
 	QueueWait time.Duration
+	// FreeAttempts overrides the constant of that name (tests that sign
+	// in many times from one address); zero is FreeAttempts.
+	FreeAttempts int
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -153,6 +156,9 @@ func NewGuard(o Options) *Guard {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.FreeAttempts <= 0 {
+		o.FreeAttempts = FreeAttempts
+	}
 	return &Guard{opt: o, common: make(chan struct{}, o.InFlight), known: make(chan struct{}, o.Reserved), m: map[string]*strikes{}}
 }
 
@@ -212,7 +218,7 @@ func (g *Guard) reserve(keys []string) error {
 		if s.pending == 0 && now.Sub(s.last) > Window {
 			s.fails, s.until = 0, time.Time{}
 		}
-		if s.fails+s.pending < FreeAttempts {
+		if s.fails+s.pending < g.opt.FreeAttempts {
 			continue
 		}
 		switch {
@@ -246,7 +252,7 @@ func (g *Guard) prune(now time.Time) bool {
 	if now.Sub(g.lastPrune) >= time.Second {
 		g.lastPrune = now
 		for k, s := range g.m {
-			if s.pending == 0 && now.Sub(s.last) > Window || s.pending == 0 && s.fails < FreeAttempts && now.Sub(s.last) > time.Minute {
+			if s.pending == 0 && now.Sub(s.last) > Window || s.pending == 0 && s.fails < g.opt.FreeAttempts && now.Sub(s.last) > time.Minute {
 				delete(g.m, k)
 			}
 		}
@@ -276,7 +282,7 @@ func (g *Guard) settle(keys []string, a Attempt, ran, ok bool) {
 		case !ok:
 			s.fails++
 			s.last = now
-			if over := s.fails - FreeAttempts + 1; over > 0 {
+			if over := s.fails - g.opt.FreeAttempts + 1; over > 0 {
 				s.until = now.Add(min(BaseDelay<<min(over-1, 20), MaxDelay))
 			}
 		}
