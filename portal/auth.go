@@ -215,7 +215,11 @@ func (p *Portal) checkLocal(r *http.Request, ip string, login directory.Login, p
 // Retry-After, at once, and one aggregated audit record per address and
 // reason a minute (an outsider must not be able to flush the log).
 func (p *Portal) refuseSignIn(w http.ResponseWriter, r *http.Request, ip, user string, ref *signin.Refusal, typed string) {
-	p.auditRefusal(store.Event{Type: "signin." + ref.Reason, User: user, ClientIP: ip, Detail: ref.Error()})
+	detail := "too many failed sign-ins from this address or for this account"
+	if ref.Reason == "busy" {
+		detail = "the gateway was checking as many sign-ins as it can"
+	}
+	p.auditRefusal(store.Event{Type: "signin." + ref.Reason, User: user, ClientIP: ip, Detail: detail})
 	w.Header().Set("Retry-After", strconv.Itoa(ref.Seconds()))
 	msg := fmt.Sprintf("Too many failed sign-ins. Try again in %d s.", ref.Seconds())
 	if ref.Reason == "busy" {

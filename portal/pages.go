@@ -212,7 +212,9 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil || !ok {
-		p.audit(store.Event{Type: "signin.fail", User: login.Username, ClientIP: ip, Detail: "wrong user name or password"})
+		// Wrong names and passwords arrive as fast as the guard lets hashes
+		// run, from as many addresses as an attacker has: aggregated too.
+		p.auditRefusal(store.Event{Type: "signin.fail", User: login.Username, ClientIP: ip, Detail: "wrong user name or password"})
 		p.signInPage(w, r, http.StatusUnauthorized, "Wrong user name or password. Check both and try again.", typed)
 		return
 	}

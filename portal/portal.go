@@ -271,11 +271,12 @@ func (p *Portal) clientIP(r *http.Request) string {
 	return ip.String()
 }
 
-// auditRefusal records a refusal an outsider can cause at will (a
-// throttled or busy sign-in): the store aggregates these per source and
-// reason, so they can neither flood the log nor push security events out.
+// auditRefusal records a refusal an outsider can cause at will (a wrong,
+// throttled or busy sign-in, a bad ticket): the store aggregates these
+// per source and reason a minute, so they can neither flood the log nor
+// push security events out of it.
 func (p *Portal) auditRefusal(e store.Event) {
-	p.audit(e)
+	p.Store.AppendRefusal(e)
 }
 
 func (p *Portal) audit(e store.Event) {

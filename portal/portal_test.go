@@ -32,8 +32,14 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...func(*Deps)) *env {
 	t.Helper()
+	return newEnvWithStore(t, store.Options{}, opts...)
+}
+
+// newEnvWithStore is newEnv over a store opened with so.
+func newEnvWithStore(t *testing.T, so store.Options, opts ...func(*Deps)) *env {
+	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(dir, store.Options{})
+	st, err := store.Open(dir, so)
 	if err != nil {
 		t.Fatal(err)
 	}

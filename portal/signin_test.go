@@ -8,11 +8,15 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"portico/service/config"
 	"portico/service/signin"
+	"portico/service/store"
 )
 
 // valueAttr hides what the page echoes of the request (the typed name,
@@ -144,4 +148,118 @@ func TestSigninDeviceCookieSurvivesLockout(t *testing.T) {
 	if resp, body := e.signIn(known, "alice", "alice-password"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("known device locked out by someone else's failures: %d\n%s", resp.StatusCode, regexp.MustCompile(`(?s)class="error"[^<]*<`).FindString(body)+body[:0])
 	}
+}
+
+// TestAuditFloodOfRefusalsKeepsSecurityEvents floods throttled sign-ins
+// for sixty aggregation windows (the store's minute, shortened for the
+// test) from one address and from thousands, and checks that refusals
+// were aggregated (one record per source and reason a window, with a
+// count), that their records were pruned to their own limit, and that no
+// security event written before the flood was pruned.
+func TestAuditFloodOfRefusalsKeepsSecurityEvents(t *testing.T) {
+	const window = 100 * time.Millisecond
+	e := newEnvWithStore(t, store.Options{RefusalWindow: window, MaxAuditEvents: 1000, MaxRefusalRecords: 300})
+	err := e.st.Apply(e.live, config.DefaultGatewayID, func(tx *store.Tx) error {
+		g, err := tx.Gateway(config.DefaultGatewayID)
+		if err != nil {
+			return err
+		}
+		g.TrustedProxies = []string{"127.0.0.1/32"}
+		return tx.PutGateway(g)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Security events before the flood: sign-ins of alice.
+	const before = 20
+	for i := 0; i < before; i++ {
+		c := e.client()
+		if resp, _ := e.signIn(c, "alice", "alice-password"); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in %d: %d", i, resp.StatusCode)
+		}
+	}
+	// Lock alice for unknown devices, then flood.
+	for i := 0; i < signin.FreeAttempts; i++ {
+		e.signIn(e.client(), "alice", "guess")
+	}
+	var sent, fromOne atomic.Int64
+	stop := time.Now().Add(60 * window)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := e.client()
+			_, page := e.get(c, "/userportal/")
+			for n := 0; time.Now().Before(stop); n++ {
+				m := csrfRE.FindStringSubmatch(page)
+				if m == nil {
+					t.Error("no csrf field in the refusal page")
+					return
+				}
+				src := fmt.Sprintf("10.%d.%d.%d", w, (n>>8)&255, n&255)
+				if n%2 == 0 {
+					src = "192.0.2.1"
+					fromOne.Add(1)
+				}
+				req, _ := http.NewRequest("POST", e.srv.URL+"/userportal/signin", strings.NewReader(url.Values{"csrf": {m[1]}, "username": {"alice"}, "password": {"guess"}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("X-Forwarded-For", src)
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				page = readAll(resp)
+				switch resp.StatusCode {
+				case http.StatusTooManyRequests:
+					sent.Add(1)
+				case http.StatusUnauthorized:
+					// Once per lock-out (5 s, then 10 s) one attempt is checked.
+				default:
+					t.Errorf("flood answer %d, want 429", resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := e.st.FlushRefusals(); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := e.st.Audit(store.AuditFilter{Type: "signin.ok", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ok) != before {
+		t.Fatalf("%d of the %d sign-ins before the flood are left in the audit log", len(ok), before)
+	}
+	refused, _ := e.st.Audit(store.AuditFilter{Type: "signin.throttled", Limit: 100000})
+	var counted, one int
+	perWindow := map[string]int{}
+	for _, r := range refused {
+		if r.Count < 1 || r.Until.IsZero() {
+			t.Fatalf("refusal record not aggregated: %+v", r)
+		}
+		counted += r.Count
+		if r.ClientIP == "192.0.2.1" {
+			one += r.Count
+			perWindow[r.Until.String()]++
+		}
+	}
+	if len(refused) > 300 {
+		t.Fatalf("%d refusal records kept, the limit is 300", len(refused))
+	}
+	if int64(counted) >= sent.Load() {
+		t.Fatalf("refusal records were not pruned: %d counted of %d sent", counted, sent.Load())
+	}
+	for w, n := range perWindow {
+		if n != 1 {
+			t.Fatalf("%d records for one address in the window ending %s, want 1", n, w)
+		}
+	}
+	if one == 0 || len(perWindow) < 2 {
+		t.Fatalf("the single address's refusals: %d in %d windows", one, len(perWindow))
+	}
+	t.Logf("%d refusals sent (%d from one address), %d records kept counting %d", sent.Load(), fromOne.Load(), len(refused), counted)
 }
