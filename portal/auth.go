@@ -51,6 +51,9 @@ type Session struct {
 	// Native is the native-client detection result of this sign-in
 	// ("", "detected", "not-detected"), remembered until sign-out.
 	Native string `json:"native,omitempty"`
+	// Epoch is the account's credential generation at sign-in
+	// (directory.User.Epoch); the sign-in ends when the account's differs.
+	Epoch int64 `json:"epoch,omitempty"`
 
 	id string // hash of the cookie value; not stored in the record
 }
@@ -73,13 +76,28 @@ func hashToken(v string) string {
 type SessionStore struct {
 	st  *store.Store
 	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*Session
+	// epochs returns the live accounts' credential generations
+	// (config.Snapshot.UserEpochs); nil checks none.
+	epochs func() map[string]int64
+	mu     sync.Mutex
+	m      map[string]*Session
 }
 
-// NewSessionStore returns a session store over st.
-func NewSessionStore(st *store.Store) *SessionStore {
-	return &SessionStore{st: st, now: time.Now, m: map[string]*Session{}}
+// NewSessionStore returns a session store over st. epochs returns the
+// current snapshot's UserEpochs: a session whose account is missing there
+// (deleted) or has another epoch (password changed, account disabled and
+// enabled again, re-created) is ended when it is next used.
+func NewSessionStore(st *store.Store, epochs func() map[string]int64) *SessionStore {
+	return &SessionStore{st: st, now: time.Now, epochs: epochs, m: map[string]*Session{}}
+}
+
+// revoked reports whether s's account has left the epoch it signed in under.
+func (ss *SessionStore) revoked(s *Session) bool {
+	if ss.epochs == nil {
+		return false
+	}
+	e, ok := ss.epochs()[strings.ToLower(s.User)]
+	return !ok || e != s.Epoch
 }
 
 // Create starts a session and returns the cookie value.
@@ -127,7 +145,7 @@ func (ss *SessionStore) ByID(id string) *Session {
 	}
 	now := ss.now()
 	ss.mu.Lock()
-	expired := now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout
+	expired := now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout || ss.revoked(s)
 	persist := !expired && now.Sub(s.LastSeen) > touchEvery
 	if !expired {
 		s.LastSeen = now

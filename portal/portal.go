@@ -97,7 +97,7 @@ func New(d Deps) *Portal {
 	p := &Portal{
 		Deps:          d,
 		tickets:       NewTickets(),
-		sessions:      NewSessionStore(d.Store),
+		sessions:      NewSessionStore(d.Store, func() map[string]int64 { return d.Live.Load().UserEpochs }),
 		guard:         d.Guard,
 		checkPassword: directory.CheckPassword,
 		mux:           http.NewServeMux(),

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"portico/service/config"
+	"portico/service/directory"
 	"portico/service/signin"
 	"portico/service/store"
 )
@@ -262,4 +263,61 @@ func TestAuditFloodOfRefusalsKeepsSecurityEvents(t *testing.T) {
 		t.Fatalf("the single address's refusals: %d in %d windows", one, len(perWindow))
 	}
 	t.Logf("%d refusals sent (%d from one address), %d records kept counting %d", sent.Load(), fromOne.Load(), len(refused), counted)
+}
+
+// TestSigninEpochEndsOldCookies: a password change, a delete and a
+// disable followed by enable each end the sign-ins made before; a change
+// of the display name does not.
+func TestSigninEpochEndsOldCookies(t *testing.T) {
+	e := newEnv(t)
+	change := func(fn func(tx *store.Tx) error) {
+		t.Helper()
+		if err := e.st.Apply(e.live, config.DefaultGatewayID, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signedIn := func(c *http.Client) bool {
+		r, _ := e.get(c, "/userportal/api/resources")
+		return r.StatusCode == http.StatusOK
+	}
+	user := func(fn func(*directory.User)) func(tx *store.Tx) error {
+		return func(tx *store.Tx) error {
+			u, err := tx.User("alice")
+			if err != nil {
+				return err
+			}
+			fn(&u)
+			return tx.PutUser(u)
+		}
+	}
+	c := e.client()
+	e.signIn(c, "alice", "alice-password")
+	change(user(func(u *directory.User) { u.DisplayName = "Alice B." }))
+	if !signedIn(c) {
+		t.Fatal("an unrelated change ended the sign-in")
+	}
+	change(user(func(u *directory.User) { u.Disabled = true }))
+	change(user(func(u *directory.User) { u.Disabled = false }))
+	if signedIn(c) {
+		t.Fatal("re-enabling the account revived the old cookie")
+	}
+	c = e.client()
+	e.signIn(c, "alice", "alice-password")
+	hash, _ := directory.HashPassword("alice-password") // same password, new hash
+	change(user(func(u *directory.User) { u.PasswordHash = hash }))
+	if signedIn(c) {
+		t.Fatal("the old cookie works after a password reset")
+	}
+	c = e.client()
+	e.signIn(c, "alice", "alice-password")
+	change(func(tx *store.Tx) error {
+		u, _ := tx.User("alice")
+		if err := tx.DeleteUser("alice"); err != nil {
+			return err
+		}
+		return tx.PutUser(u) // re-created with the same name and password
+	})
+	if signedIn(c) {
+		t.Fatal("a deleted and re-created account revived the old cookie")
+	}
 }
