@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,6 +162,59 @@ func (ss *SessionStore) ByID(id string) *Session {
 		ss.st.PutSession(id, &snapshot)
 	}
 	return s
+}
+
+// Sweep ends the sign-ins that timed out or whose account's epoch moved
+// on, in memory and in the store, and returns how many records it removed.
+// The gateway runs it every minute, so that expired sign-ins do not pile
+// up in the store of a gateway nobody signs out of.
+func (ss *SessionStore) Sweep() int {
+	now := ss.now()
+	ss.mu.Lock()
+	for id, s := range ss.m {
+		if now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout || ss.revoked(s) {
+			delete(ss.m, id)
+		}
+	}
+	ss.mu.Unlock()
+	n, _ := ss.st.DeleteSessionsWhere(func(id string, raw []byte) bool {
+		var s Session
+		if json.Unmarshal(raw, &s) != nil {
+			return true
+		}
+		ss.mu.Lock()
+		if live, ok := ss.m[id]; ok {
+			s.LastSeen = live.LastSeen // activity not yet written
+		}
+		ss.mu.Unlock()
+		return now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout || ss.revoked(&s)
+	})
+	return n
+}
+
+// Limit ends the oldest sign-ins of user beyond max (the per-user limit of
+// concurrent sign-ins), returning how many it ended.
+func (ss *SessionStore) Limit(user string, max int) int {
+	type rec struct {
+		id      string
+		created time.Time
+	}
+	var mine []rec
+	ss.st.DeleteSessionsWhere(func(id string, raw []byte) bool {
+		var s Session
+		if json.Unmarshal(raw, &s) == nil && strings.EqualFold(s.User, user) {
+			mine = append(mine, rec{id, s.Created})
+		}
+		return false
+	})
+	if len(mine) <= max {
+		return 0
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].created.Before(mine[j].created) })
+	for _, r := range mine[:len(mine)-max] {
+		ss.Delete(r.id)
+	}
+	return len(mine) - max
 }
 
 // Update writes changed fields of s (e.g. ReportedIP, Notice).

@@ -238,6 +238,9 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.audit(store.Event{Type: "signin.ok", User: u.Username, ClientIP: ip})
+	if n := p.sessions.Limit(u.Username, s.Gateway.EffectiveSecurity().MaxSignInsPerUser); n > 0 {
+		p.audit(store.Event{Type: "signout", User: u.Username, ClientIP: ip, Detail: fmt.Sprintf("%d older sign-in(s) ended: at most %d per user", n, s.Gateway.EffectiveSecurity().MaxSignInsPerUser)})
+	}
 	http.SetCookie(w, p.cookie(r, cookieName(r)+preAuthSuffix, "", -1))
 	http.SetCookie(w, p.cookie(r, cookieName(r)+deviceSuffix, p.devices.Issue(localAccountKey(u.Username)), int(signin.DeviceLifetime/time.Second)))
 	http.SetCookie(w, p.cookie(r, cookieName(r), value, int(AbsoluteTimeout/time.Second)))

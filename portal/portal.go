@@ -271,6 +271,21 @@ func (p *Portal) clientIP(r *http.Request) string {
 	return ip.String()
 }
 
+// SweepSignIns ends expired and revoked portal sign-ins; the gateway
+// calls it every minute.
+func (p *Portal) SweepSignIns() int { return p.sessions.Sweep() }
+
+// userSessions counts the user's live remote sessions.
+func (p *Portal) userSessions(user string) int {
+	n := 0
+	for _, s := range p.Sessions.List() {
+		if strings.EqualFold(s.User, user) {
+			n++
+		}
+	}
+	return n
+}
+
 // auditRefusal records a refusal an outsider can cause at will (a wrong,
 // throttled or busy sign-in, a bad ticket): the store aggregates these
 // per source and reason a minute, so they can neither flood the log nor

@@ -321,3 +321,37 @@ func TestSigninEpochEndsOldCookies(t *testing.T) {
 		t.Fatal("a deleted and re-created account revived the old cookie")
 	}
 }
+
+// TestSigninLimitAndSweep: a sign-in beyond the per-user limit ends the
+// oldest one; Sweep removes expired sign-ins from memory and the store.
+func TestSigninLimitAndSweep(t *testing.T) {
+	e := newEnv(t)
+	if err := e.st.Apply(e.live, config.DefaultGatewayID, func(tx *store.Tx) error {
+		g, _ := tx.Gateway(config.DefaultGatewayID)
+		g.Security.MaxSignInsPerUser = 2
+		return tx.PutGateway(g)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var cs []*http.Client
+	for i := 0; i < 3; i++ {
+		c := e.client()
+		e.signIn(c, "alice", "alice-password")
+		cs = append(cs, c)
+		time.Sleep(10 * time.Millisecond) // distinct creation times
+	}
+	alive := func(c *http.Client) bool { r, _ := e.get(c, "/userportal/api/resources"); return r.StatusCode == http.StatusOK }
+	if alive(cs[0]) || !alive(cs[1]) || !alive(cs[2]) {
+		t.Fatalf("after 3 sign-ins with a limit of 2: %v %v %v", alive(cs[0]), alive(cs[1]), alive(cs[2]))
+	}
+	later := time.Now().Add(AbsoluteTimeout + time.Minute)
+	e.p.sessions.now = func() time.Time { return later }
+	if n := e.p.SweepSignIns(); n != 2 {
+		t.Fatalf("swept %d sign-ins, want 2", n)
+	}
+	left := 0
+	e.st.DeleteSessionsWhere(func(string, []byte) bool { left++; return false })
+	if left != 0 {
+		t.Fatalf("%d expired sign-ins left in the store", left)
+	}
+}

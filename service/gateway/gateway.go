@@ -359,6 +359,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.mu.Unlock()
 
 	alt.start(nativeCtx, g.live)
+	go g.housekeep(nativeCtx)
 	stopDNS := (&detectDNS{g: g, resp: detect.NewResponder(g.nonces, func() string { return g.live.Load().Gateway.DetectZone() }, g.log)}).start()
 	g.mu.Lock()
 	g.stopDNS = stopDNS

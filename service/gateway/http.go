@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"net"
@@ -130,4 +131,31 @@ func (g *Gateway) usedPorts() map[int]string {
 		}
 	}
 	return out
+}
+
+// signInSweeper is what the portal offers for housekeeping (portal.Portal).
+type signInSweeper interface{ SweepSignIns() int }
+
+// housekeep applies the audit retention of every published snapshot and
+// sweeps expired portal sign-ins every minute, until ctx ends.
+func (g *Gateway) housekeep(ctx context.Context) {
+	ch, unsubscribe := g.live.Subscribe()
+	defer unsubscribe()
+	g.store.SetAuditRetention(g.live.Load().Gateway.EffectiveSecurity().AuditRetentionDays)
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case s := <-ch:
+			g.store.SetAuditRetention(s.Gateway.EffectiveSecurity().AuditRetentionDays)
+		case <-tick.C:
+			if sw, ok := g.portal.(signInSweeper); ok {
+				if n := sw.SweepSignIns(); n > 0 {
+					g.log.Info("expired portal sign-ins swept", "count", n)
+				}
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
