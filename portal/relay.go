@@ -228,7 +228,7 @@ func (p *Portal) relayVNC(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the gateway cannot read this resource's stored password; ask the administrator to set it again", http.StatusInternalServerError)
 		return
 	}
-	ws, err := p.upgrader().Upgrade(w, r, nil)
+	ws, err := p.upgrader(r).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}

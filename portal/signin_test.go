@@ -340,7 +340,10 @@ func TestSigninLimitAndSweep(t *testing.T) {
 		cs = append(cs, c)
 		time.Sleep(10 * time.Millisecond) // distinct creation times
 	}
-	alive := func(c *http.Client) bool { r, _ := e.get(c, "/userportal/api/resources"); return r.StatusCode == http.StatusOK }
+	alive := func(c *http.Client) bool {
+		r, _ := e.get(c, "/userportal/api/resources")
+		return r.StatusCode == http.StatusOK
+	}
 	if alive(cs[0]) || !alive(cs[1]) || !alive(cs[2]) {
 		t.Fatalf("after 3 sign-ins with a limit of 2: %v %v %v", alive(cs[0]), alive(cs[1]), alive(cs[2]))
 	}

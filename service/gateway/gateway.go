@@ -411,7 +411,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 
 	to := g.opt.Timeouts.withDefaults()
 	main := to.server(hsts(g.mainHandler()), to.MaxBody, g.certs.TLSConfig(), errLog)
-	redirect := to.server(redirectHandler(httpsPort), 1<<10, nil, errLog)
+	redirect := to.server(redirectHandler(httpsPort, func() []string { return g.live.Load().Gateway.PublicHosts }), 1<<10, nil, errLog)
 	adminCfg := g.adminTLS.TLSConfig()
 	adminSrv := to.server(admin.New(g.adminDeps()), adminMaxBody, adminCfg, errLog)
 
