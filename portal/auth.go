@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -300,8 +299,6 @@ func (p *Portal) refuseSignIn(w http.ResponseWriter, r *http.Request, ip, user s
 	}
 	p.signInPage(w, r, http.StatusTooManyRequests, msg, typed)
 }
-
-var errNoSession = errors.New("not signed in")
 
 // account re-reads the signed-in user's account. It runs on every launch
 // (not on page views, which must not touch the store): an account disabled
