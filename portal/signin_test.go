@@ -16,6 +16,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/directory"
+	"portico/service/sessions"
 	"portico/service/signin"
 	"portico/service/store"
 )
@@ -356,5 +357,44 @@ func TestSigninLimitAndSweep(t *testing.T) {
 	e.st.DeleteSessionsWhere(func(string, []byte) bool { left++; return false })
 	if left != 0 {
 		t.Fatalf("%d expired sign-ins left in the store", left)
+	}
+}
+
+// TestSessionsPerUserLimit: with the user's live sessions at the limit, a
+// further launch is refused with a message saying why; closing one lets
+// the next launch through.
+func TestSessionsPerUserLimit(t *testing.T) {
+	e := newEnv(t)
+	if err := e.st.Apply(e.live, config.DefaultGatewayID, func(tx *store.Tx) error {
+		g, _ := tx.Gateway(config.DefaultGatewayID)
+		g.Security.MaxSessionsPerUser = 2
+		return tx.PutGateway(g)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	e.signIn(c, "alice", "alice-password")
+	_, home := e.get(c, "/userportal/")
+	csrf := regexp.MustCompile(`data-csrf="([^"]+)"`).FindStringSubmatch(home)[1]
+	launch := func() (int, string) {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/userportal/api/launch/ws1", nil)
+		req.Header.Set("X-CSRF-Token", csrf)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, readAll(resp)
+	}
+	var ends []func()
+	for i := 0; i < 2; i++ {
+		_, end := e.p.Sessions.Add(sessions.Info{User: "alice", Resource: "ws1", Protocol: "vnc"}, func(string) {})
+		ends = append(ends, end)
+	}
+	if code, body := launch(); code != http.StatusTooManyRequests || !strings.Contains(body, "2 sessions open") {
+		t.Fatalf("launch at the limit: %d %s", code, body)
+	}
+	ends[0]()
+	if code, body := launch(); code != http.StatusOK {
+		t.Fatalf("launch below the limit: %d %s", code, body)
 	}
 }
