@@ -270,8 +270,7 @@ func (p *Portal) checkLocal(r *http.Request, ip string, login directory.Login, p
 		device = p.devices.Verify(c.Value, acct)
 	}
 	ok, err = p.guard.Check(r.Context(), signin.Attempt{IP: ip, Account: acct, Device: device}, func() bool {
-		var lookErr error
-		lookErr = p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(login.Username); return })
+		lookErr := p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(login.Username); return })
 		found := lookErr == nil && u.MatchesDomain(login.Domain)
 		hash := dummyHash
 		if found && u.PasswordHash != "" {
