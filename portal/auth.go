@@ -55,6 +55,11 @@ type Session struct {
 	// Epoch is the account's credential generation at sign-in
 	// (directory.User.Epoch); the sign-in ends when the account's differs.
 	Epoch int64 `json:"epoch,omitempty"`
+	// Directory names the directory (AD/LDAP) that signed a directory
+	// account in; "" for a local account. Directory accounts have no local
+	// record, so the epoch check does not apply to them: their own rule
+	// (e.g. re-checking the directory) decides when their sign-ins end.
+	Directory string `json:"directory,omitempty"`
 
 	id string // hash of the cookie value; not stored in the record
 }
@@ -94,7 +99,7 @@ func NewSessionStore(st *store.Store, epochs func() map[string]int64) *SessionSt
 
 // revoked reports whether s's account has left the epoch it signed in under.
 func (ss *SessionStore) revoked(s *Session) bool {
-	if ss.epochs == nil {
+	if ss.epochs == nil || s.Directory != "" {
 		return false
 	}
 	e, ok := ss.epochs()[strings.ToLower(s.User)]
