@@ -44,7 +44,7 @@ func newActivityPage(u *UI) *activityPage {
 	},
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			e := p.events[i]
-			o.(*widget.Label).SetText(fmt.Sprintf("%s  %-16s %-10s %s %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.User, e.Resource, e.Detail))
+			o.(*widget.Label).SetText(eventLine(e))
 		})
 	p.fUser, p.fType = newKeyEntry(), newKeyEntry()
 	p.fUser.OnSubmitted = func(string) { p.refresh() }
@@ -110,4 +110,18 @@ func (p *activityPage) refresh() {
 			p.elist.Refresh()
 		}
 	}, p.filter)
+}
+
+// eventLine is one audit record as the log shows it. An aggregated
+// refusal says so: how many, from where, and the minute it covers.
+func eventLine(e store.Event) string {
+	line := fmt.Sprintf("%s  %-16s %-10s %s %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.User, e.Resource, e.Detail)
+	if e.Count > 0 {
+		until := "now (still counting)"
+		if !e.Until.IsZero() {
+			until = e.Until.Local().Format("15:04:05")
+		}
+		line = fmt.Sprintf("%s  %-16s ×%d from %s, aggregated until %s: %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.Count, e.ClientIP, until, e.Detail)
+	}
+	return line
 }

@@ -26,6 +26,7 @@ import (
 
 	"portico/service/admin"
 	"portico/service/config"
+	"portico/service/store"
 )
 
 func freePort(t *testing.T) string {
@@ -311,6 +312,32 @@ func TestGatewayNetworkSettings(t *testing.T) {
 	if strings.Join(g.PublicHosts, ",") != "portal.example.com,192.0.2.10" || strings.Join(g.TrustedProxies, ",") != "10.0.0.0/8" ||
 		g.Detect.DNSListen != dns || g.Detect.Zone != "detect.portal.example.com" {
 		t.Fatalf("gateway record %+v", g)
+	}
+}
+
+// TestSecurityLimitsThroughTheWidgets: the sign-in and audit limits are
+// edited in the GUI, stored, and a bad value is refused by the gateway.
+func TestSecurityLimitsThroughTheWidgets(t *testing.T) {
+	u, c := newTestUI(t)
+	p := u.status
+	u.Wait()
+	typeInto(p.retention, "30")
+	typeInto(p.maxSignIns, "3")
+	typeInto(p.maxSessions, "4")
+	p.applySecurity()
+	u.Wait()
+	g := get[settingsReply[config.Gateway]](t, c, "/api/v1/settings/gateway").Settings
+	if g.Security != (config.Security{AuditRetentionDays: 30, MaxSignInsPerUser: 3, MaxSessionsPerUser: 4}) {
+		t.Fatalf("security settings %+v", g.Security)
+	}
+	typeInto(p.maxSignIns, "5000")
+	p.applySecurity()
+	u.Wait()
+	if g := get[settingsReply[config.Gateway]](t, c, "/api/v1/settings/gateway").Settings; g.Security.MaxSignInsPerUser != 3 {
+		t.Fatalf("out-of-range value stored: %+v", g.Security)
+	}
+	if line := eventLine(store.Event{Type: "signin.throttled", Count: 42, ClientIP: "192.0.2.1", Detail: "x"}); !strings.Contains(line, "×42 from 192.0.2.1, aggregated") {
+		t.Fatalf("aggregated record shown as %q", line)
 	}
 }
 

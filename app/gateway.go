@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,10 +32,13 @@ type statusPage struct {
 	proxies  *widget.Entry
 	dns      *widget.Entry
 	zone     *widget.Entry
-	gateway  config.Gateway
-	cert     *widget.Label
-	svcOut   *widget.Label
-	svcBtns  []fyne.Disableable
+	// retention, maxSignIns and maxSessions edit the Security settings.
+	retention, maxSignIns, maxSessions *widget.Entry
+	secApply                           *widget.Button
+	gateway                            config.Gateway
+	cert                               *widget.Label
+	svcOut                             *widget.Label
+	svcBtns                            []fyne.Disableable
 	// svcByCmd are the service buttons by command (install, start, ...).
 	svcByCmd map[string]*widget.Button
 	apply    *widget.Button
@@ -74,6 +78,12 @@ func newStatusPage(u *UI) *statusPage {
 		p.svcByCmd[cmd] = b
 		return b
 	}
+	p.retention, p.maxSignIns, p.maxSessions = widget.NewEntry(), widget.NewEntry(), widget.NewEntry()
+	p.retention.SetPlaceHolder(strconv.Itoa(config.DefaultAuditRetentionDays))
+	p.maxSignIns.SetPlaceHolder(strconv.Itoa(config.DefaultMaxSignInsPerUser))
+	p.maxSessions.SetPlaceHolder(strconv.Itoa(config.DefaultMaxSessionsPerUser))
+	p.secApply = widget.NewButton("Apply", p.applySecurity)
+	p.secApply.Importance = widget.HighImportance
 	p.apply = widget.NewButton("Apply", p.applyMode)
 	p.apply.Importance = widget.HighImportance
 	p.content = container.NewVScroll(container.NewVBox(
@@ -93,6 +103,12 @@ func newStatusPage(u *UI) *statusPage {
 			container.NewBorder(nil, nil, widget.NewLabel("Detection DNS listen"), nil, p.dns),
 			container.NewBorder(nil, nil, widget.NewLabel("Detection zone"), nil, p.zone),
 			p.apply)),
+		widget.NewCard("Sign-in and audit limits", "", container.NewVBox(
+			wrapped("Refused sign-ins and tickets are written to the audit log as one record per address and reason a minute, with a count; they never push sign-ins, launches or admin changes out of the log. Changes apply live."),
+			container.NewBorder(nil, nil, widget.NewLabel("Keep the audit log (days)"), nil, p.retention),
+			container.NewBorder(nil, nil, widget.NewLabel("Sign-ins per user (a further one ends the oldest)"), nil, p.maxSignIns),
+			container.NewBorder(nil, nil, widget.NewLabel("Sessions per user (a further launch is refused)"), nil, p.maxSessions),
+			p.secApply)),
 		widget.NewCard("TLS certificate", "", container.NewVBox(p.cert, container.NewHBox(
 			widget.NewButton("Generate self-signed…", p.generate), widget.NewButton("Import PEM…", p.importPEM)))),
 	))
@@ -137,6 +153,10 @@ func (p *statusPage) refresh() {
 			p.proxies.SetText(strings.Join(gw.Settings.TrustedProxies, ", "))
 			p.dns.SetText(gw.Settings.Detect.DNSListen)
 			p.zone.SetText(gw.Settings.Detect.Zone)
+			sec := gw.Settings.EffectiveSecurity()
+			p.retention.SetText(strconv.Itoa(sec.AuditRetentionDays))
+			p.maxSignIns.SetText(strconv.Itoa(sec.MaxSignInsPerUser))
+			p.maxSessions.SetText(strconv.Itoa(sec.MaxSessionsPerUser))
 		}
 	})
 	p.u.call("GET", "/api/v1/certificate", nil, &ci, func(err error) {
@@ -193,6 +213,21 @@ func (p *statusPage) applyMode() {
 		}
 		p.refresh()
 	}, p.apply)
+}
+
+// applySecurity saves the Security settings; the gateway validates them
+// and names the field of any error.
+func (p *statusPage) applySecurity() {
+	g := p.gateway
+	num := func(e *widget.Entry) int { n, _ := strconv.Atoi(strings.TrimSpace(e.Text)); return n }
+	g.Security = config.Security{AuditRetentionDays: num(p.retention), MaxSignInsPerUser: num(p.maxSignIns), MaxSessionsPerUser: num(p.maxSessions)}
+	p.u.call("PUT", "/api/v1/settings/gateway", g, nil, func(err error) {
+		if err != nil {
+			p.u.showError("Limits not changed", err)
+			return
+		}
+		p.refresh()
+	}, p.secApply)
 }
 
 func (p *statusPage) generate() {

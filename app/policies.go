@@ -410,7 +410,7 @@ func (p *policiesPage) editRule(i int) {
 		item("Client OS", "clientOS", f.os), item("Client networks", "networks", f.networks),
 		item("Clipboard", "clipboard", f.clip), item("File transfer", "fileTransfer", f.files),
 	)
-	hint := wrapped("The rule matches a session when every non-empty list matches (empty = any). It limits the directions it sets; \"" + notSet + "\" leaves them to the resource and the User Portal.")
+	hint := wrapped("The rule matches a session when every non-empty list matches (empty = any). It limits the directions it sets; \"" + notSet + "\" leaves them to the resource and the User Portal. Client OS comes from the browser's User-Agent, which the user controls: it is a convenience, not a security boundary — restrict by user, group or network instead.")
 	hint.Importance = widget.LowImportance
 	title := "Add rule"
 	if i >= 0 {

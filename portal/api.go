@@ -61,6 +61,11 @@ func (p *Portal) launchTarget(w http.ResponseWriter, r *http.Request) (*Session,
 		writeJSONError(w, http.StatusForbidden, "Your account is disabled or was removed. Ask your administrator.")
 		return nil, config.Resource{}, false
 	}
+	if max := snap(r).Gateway.EffectiveSecurity().MaxSessionsPerUser; p.userSessions(s.User) >= max {
+		p.audit(store.Event{Type: "launch.refused", User: s.User, ClientIP: p.clientIP(r), Resource: r.PathValue("id"), Detail: fmt.Sprintf("at most %d sessions per user", max)})
+		writeJSONError(w, http.StatusTooManyRequests, fmt.Sprintf("You have %d sessions open, the most allowed. Close one and try again.", max))
+		return nil, config.Resource{}, false
+	}
 	id := r.PathValue("id")
 	res, ok := snap(r).Resource(id)
 	if !ok || !isAssigned(res, s) {

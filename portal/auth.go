@@ -5,12 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"portico/service/directory"
+	"portico/service/signin"
 	"portico/service/store"
 )
 
@@ -47,6 +52,14 @@ type Session struct {
 	// Native is the native-client detection result of this sign-in
 	// ("", "detected", "not-detected"), remembered until sign-out.
 	Native string `json:"native,omitempty"`
+	// Epoch is the account's credential generation at sign-in
+	// (directory.User.Epoch); the sign-in ends when the account's differs.
+	Epoch int64 `json:"epoch,omitempty"`
+	// Directory names the directory (AD/LDAP) that signed a directory
+	// account in; "" for a local account. Directory accounts have no local
+	// record, so the epoch check does not apply to them: their own rule
+	// (e.g. re-checking the directory) decides when their sign-ins end.
+	Directory string `json:"directory,omitempty"`
 
 	id string // hash of the cookie value; not stored in the record
 }
@@ -69,13 +82,28 @@ func hashToken(v string) string {
 type SessionStore struct {
 	st  *store.Store
 	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*Session
+	// epochs returns the live accounts' credential generations
+	// (config.Snapshot.UserEpochs); nil checks none.
+	epochs func() map[string]int64
+	mu     sync.Mutex
+	m      map[string]*Session
 }
 
-// NewSessionStore returns a session store over st.
-func NewSessionStore(st *store.Store) *SessionStore {
-	return &SessionStore{st: st, now: time.Now, m: map[string]*Session{}}
+// NewSessionStore returns a session store over st. epochs returns the
+// current snapshot's UserEpochs: a session whose account is missing there
+// (deleted) or has another epoch (password changed, account disabled and
+// enabled again, re-created) is ended when it is next used.
+func NewSessionStore(st *store.Store, epochs func() map[string]int64) *SessionStore {
+	return &SessionStore{st: st, now: time.Now, epochs: epochs, m: map[string]*Session{}}
+}
+
+// revoked reports whether s's account has left the epoch it signed in under.
+func (ss *SessionStore) revoked(s *Session) bool {
+	if ss.epochs == nil || s.Directory != "" {
+		return false
+	}
+	e, ok := ss.epochs()[strings.ToLower(s.User)]
+	return !ok || e != s.Epoch
 }
 
 // Create starts a session and returns the cookie value.
@@ -123,7 +151,7 @@ func (ss *SessionStore) ByID(id string) *Session {
 	}
 	now := ss.now()
 	ss.mu.Lock()
-	expired := now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout
+	expired := now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout || ss.revoked(s)
 	persist := !expired && now.Sub(s.LastSeen) > touchEvery
 	if !expired {
 		s.LastSeen = now
@@ -138,6 +166,59 @@ func (ss *SessionStore) ByID(id string) *Session {
 		ss.st.PutSession(id, &snapshot)
 	}
 	return s
+}
+
+// Sweep ends the sign-ins that timed out or whose account's epoch moved
+// on, in memory and in the store, and returns how many records it removed.
+// The gateway runs it every minute, so that expired sign-ins do not pile
+// up in the store of a gateway nobody signs out of.
+func (ss *SessionStore) Sweep() int {
+	now := ss.now()
+	ss.mu.Lock()
+	for id, s := range ss.m {
+		if now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout || ss.revoked(s) {
+			delete(ss.m, id)
+		}
+	}
+	ss.mu.Unlock()
+	n, _ := ss.st.DeleteSessionsWhere(func(id string, raw []byte) bool {
+		var s Session
+		if json.Unmarshal(raw, &s) != nil {
+			return true
+		}
+		ss.mu.Lock()
+		if live, ok := ss.m[id]; ok {
+			s.LastSeen = live.LastSeen // activity not yet written
+		}
+		ss.mu.Unlock()
+		return now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout || ss.revoked(&s)
+	})
+	return n
+}
+
+// Limit ends the oldest sign-ins of user beyond max (the per-user limit of
+// concurrent sign-ins), returning how many it ended.
+func (ss *SessionStore) Limit(user string, max int) int {
+	type rec struct {
+		id      string
+		created time.Time
+	}
+	var mine []rec
+	ss.st.DeleteSessionsWhere(func(id string, raw []byte) bool {
+		var s Session
+		if json.Unmarshal(raw, &s) == nil && strings.EqualFold(s.User, user) {
+			mine = append(mine, rec{id, s.Created})
+		}
+		return false
+	})
+	if len(mine) <= max {
+		return 0
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].created.Before(mine[j].created) })
+	for _, r := range mine[:len(mine)-max] {
+		ss.Delete(r.id)
+	}
+	return len(mine) - max
 }
 
 // Update writes changed fields of s (e.g. ReportedIP, Notice).
@@ -171,92 +252,56 @@ func (ss *SessionStore) DeleteUser(user string) {
 	})
 }
 
-// Throttle slows down password guessing per client IP and per account.
-// After FreeAttempts failures in Window, each further failure doubles a
-// lock-out starting at BaseDelay, capped at MaxDelay.
-type Throttle struct {
-	mu  sync.Mutex
-	m   map[string]*strikes
-	now func() time.Time
-}
+// deviceSuffix names the device cookie (after the session cookie's name):
+// proof that this browser signed in as an account before (see
+// signin.Devices), so failures from elsewhere do not lock it out.
+const deviceSuffix = "_Device"
 
-// Throttle parameters.
-const (
-	FreeAttempts = 5
-	Window       = 15 * time.Minute
-	BaseDelay    = 5 * time.Second
-	MaxDelay     = 15 * time.Minute
-)
+// localAccountKey is the guard's key of a local account.
+func localAccountKey(username string) string { return "local:" + strings.ToLower(username) }
 
-type strikes struct {
-	fails int
-	last  time.Time
-	until time.Time
-}
-
-// NewThrottle returns an empty throttle.
-func NewThrottle() *Throttle { return &Throttle{m: map[string]*strikes{}, now: time.Now} }
-
-// ErrThrottled carries how long the client must wait.
-type ErrThrottled struct{ Wait time.Duration }
-
-func (e ErrThrottled) Error() string {
-	return fmt.Sprintf("too many failed sign-ins: try again in %d s", int(e.Wait.Seconds()+0.999))
-}
-
-// Check returns ErrThrottled if any key is locked out.
-func (t *Throttle) Check(keys ...string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	var wait time.Duration
-	for _, k := range keys {
-		if s, ok := t.m[k]; ok && now.Before(s.until) && s.until.Sub(now) > wait {
-			wait = s.until.Sub(now)
-		}
+// checkLocal checks a local account's password through the guard, with the
+// same work and the same answer for every failure: an unknown user, a
+// domain that does not match and a wrong password each cost one hash
+// (against dummyHash when there is no hash to check), so neither time nor
+// page tells which it was. ok is true only for the right password of an
+// existing account in the typed domain; a disabled account is reported
+// through u.Disabled only then. err is a *signin.Refusal when the guard
+// did not let the check run.
+func (p *Portal) checkLocal(r *http.Request, ip string, login directory.Login, password string) (u directory.User, ok bool, err error) {
+	acct := localAccountKey(login.Username)
+	device := ""
+	if c, err := r.Cookie(cookieName(r) + deviceSuffix); err == nil {
+		device = p.devices.Verify(c.Value, acct)
 	}
-	if wait > 0 {
-		return ErrThrottled{Wait: wait}
-	}
-	return nil
+	ok, err = p.guard.Check(r.Context(), signin.Attempt{IP: ip, Account: acct, Device: device}, func() bool {
+		lookErr := p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(login.Username); return })
+		found := lookErr == nil && u.MatchesDomain(login.Domain)
+		hash := dummyHash
+		if found && u.PasswordHash != "" {
+			hash = u.PasswordHash
+		}
+		match := p.checkPassword(hash, password)
+		return found && match
+	})
+	return u, ok, err
 }
 
-// Fail records a failure for each key.
-func (t *Throttle) Fail(keys ...string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	for _, k := range keys {
-		s, ok := t.m[k]
-		if !ok || now.Sub(s.last) > Window {
-			s = &strikes{}
-			t.m[k] = s
-		}
-		s.fails++
-		s.last = now
-		if over := s.fails - FreeAttempts + 1; over > 0 {
-			d := BaseDelay << min(over-1, 20)
-			if d > MaxDelay {
-				d = MaxDelay
-			}
-			s.until = now.Add(d)
-		}
+// refuseSignIn answers a sign-in the guard did not check: 429 with
+// Retry-After, at once, and one aggregated audit record per address and
+// reason a minute (an outsider must not be able to flush the log).
+func (p *Portal) refuseSignIn(w http.ResponseWriter, r *http.Request, ip, user string, ref *signin.Refusal, typed string) {
+	detail := "too many failed sign-ins from this address or for this account"
+	if ref.Reason == "busy" {
+		detail = "the gateway was checking as many sign-ins as it can"
 	}
-	if len(t.m) > 100000 {
-		for k, s := range t.m {
-			if now.Sub(s.last) > Window {
-				delete(t.m, k)
-			}
-		}
+	p.auditRefusal(store.Event{Type: "signin." + ref.Reason, User: user, ClientIP: ip, Detail: detail})
+	w.Header().Set("Retry-After", strconv.Itoa(ref.Seconds()))
+	msg := fmt.Sprintf("Too many failed sign-ins. Try again in %d s.", ref.Seconds())
+	if ref.Reason == "busy" {
+		msg = fmt.Sprintf("The gateway is busy signing others in. Try again in %d s.", ref.Seconds())
 	}
-}
-
-// Succeed clears the account's strikes (not the IP's: one right password
-// must not reset an address that is guessing at many accounts).
-func (t *Throttle) Succeed(account string) {
-	t.mu.Lock()
-	delete(t.m, account)
-	t.mu.Unlock()
+	p.signInPage(w, r, http.StatusTooManyRequests, msg, typed)
 }
 
 // account re-reads the signed-in user's account. It runs on every launch

@@ -12,6 +12,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/directory"
+	"portico/service/signin"
 	"portico/service/store"
 )
 
@@ -265,23 +266,15 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		p.signInPage(w, r, http.StatusBadRequest, fmt.Sprintf("%v. Sign in as %s.", err, hint(s).Example), typed)
 		return
 	}
-	account := "user:" + strings.ToLower(login.Username)
-	if err := p.throttle.Check("ip:"+ip, account); err != nil {
-		p.audit(store.Event{Type: "signin.throttled", User: login.Username, ClientIP: ip, Detail: err.Error()})
-		w.Header().Set("Retry-After", fmt.Sprint(int(err.(ErrThrottled).Wait.Seconds()+1)))
-		p.signInPage(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins. Try again in %d s.", int(err.(ErrThrottled).Wait.Seconds()+0.999)), typed)
+	u, ok, err := p.checkLocal(r, ip, login, password)
+	if ref, refused := signin.IsRefusal(err); refused {
+		p.refuseSignIn(w, r, ip, login.Username, ref, typed)
 		return
 	}
-	var u directory.User
-	err = p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(login.Username); return })
-	ok := err == nil && u.MatchesDomain(login.Domain) && directory.CheckPassword(u.PasswordHash, password)
-	if !ok {
-		if err != nil {
-			// Same work as a real check, so timing does not reveal which accounts exist.
-			directory.CheckPassword(dummyHash, password)
-		}
-		p.throttle.Fail("ip:"+ip, account)
-		p.audit(store.Event{Type: "signin.fail", User: login.Username, ClientIP: ip, Detail: "wrong user name or password"})
+	if err != nil || !ok {
+		// Wrong names and passwords arrive as fast as the guard lets hashes
+		// run, from as many addresses as an attacker has: aggregated too.
+		p.auditRefusal(store.Event{Type: "signin.fail", User: login.Username, ClientIP: ip, Detail: "wrong user name or password"})
 		p.signInPage(w, r, http.StatusUnauthorized, "Wrong user name or password. Check both and try again.", typed)
 		return
 	}
@@ -290,7 +283,6 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		p.signInPage(w, r, http.StatusForbidden, "Your account is disabled. Ask your administrator to enable it.", typed)
 		return
 	}
-	p.throttle.Succeed(account)
 	notice := ""
 	pre2000 := s.Effective.Portal.Restrictions.PreWindows2000Login
 	if (pre2000 && login.Format == "upn") || (!pre2000 && login.Format == "downlevel") {
@@ -300,13 +292,17 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		}
 		notice = "This portal uses the " + map[bool]string{true: `DOMAIN\user`, false: "user@domain"}[pre2000] + " sign-in format: next time sign in as " + right + "."
 	}
-	value, _, err := p.sessions.Create(Session{User: u.Username, Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice})
+	value, _, err := p.sessions.Create(Session{User: u.Username, Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice, Epoch: u.Epoch})
 	if err != nil {
 		p.errorPage(w, r, http.StatusInternalServerError, "Sign-in failed", "The gateway could not start your session. Please try again.", "")
 		return
 	}
 	p.audit(store.Event{Type: "signin.ok", User: u.Username, ClientIP: ip})
+	if n := p.sessions.Limit(u.Username, s.Gateway.EffectiveSecurity().MaxSignInsPerUser); n > 0 {
+		p.audit(store.Event{Type: "signout", User: u.Username, ClientIP: ip, Detail: fmt.Sprintf("%d older sign-in(s) ended: at most %d per user", n, s.Gateway.EffectiveSecurity().MaxSignInsPerUser)})
+	}
 	http.SetCookie(w, p.cookie(r, cookieName(r)+preAuthSuffix, "", -1))
+	http.SetCookie(w, p.cookie(r, cookieName(r)+deviceSuffix, p.devices.Issue(localAccountKey(u.Username)), int(signin.DeviceLifetime/time.Second)))
 	http.SetCookie(w, p.cookie(r, cookieName(r), value, int(AbsoluteTimeout/time.Second)))
 	http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
 }

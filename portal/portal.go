@@ -9,6 +9,7 @@ package portal
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"html/template"
 	"log/slog"
@@ -20,8 +21,10 @@ import (
 
 	"portico/service/config"
 	"portico/service/detect"
+	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
+	"portico/service/signin"
 	"portico/service/store"
 )
 
@@ -58,6 +61,8 @@ type Deps struct {
 	DetectDNS func() string
 	// ClientDirs are searched for portico-client builds to hand out.
 	ClientDirs []string
+	// Guard bounds credential checks; nil makes one sized to the machine.
+	Guard *signin.Guard
 }
 
 // Portal is the portal's http.Handler.
@@ -65,11 +70,14 @@ type Portal struct {
 	Deps
 	tickets  *Tickets
 	sessions *SessionStore
-	throttle *Throttle
-	tpl      *template.Template
-	mux      *http.ServeMux
-	relays   relayState
-	lists    listCache // rendered resource lists (pages.go)
+	guard    *signin.Guard
+	devices  signin.Devices
+	// checkPassword is directory.CheckPassword; tests count hashes with it.
+	checkPassword func(phc, password string) bool
+	tpl           *template.Template
+	mux           *http.ServeMux
+	relays        relayState
+	lists         listCache // rendered resource lists (pages.go)
 }
 
 // New builds the portal.
@@ -88,11 +96,24 @@ func New(d Deps) *Portal {
 		d.VendorBuilt = func() bool { return true }
 	}
 	p := &Portal{
-		Deps:     d,
-		tickets:  NewTickets(),
-		sessions: NewSessionStore(d.Store),
-		throttle: NewThrottle(),
-		mux:      http.NewServeMux(),
+		Deps:          d,
+		tickets:       NewTickets(),
+		sessions:      NewSessionStore(d.Store, func() map[string]int64 { return d.Live.Load().UserEpochs }),
+		guard:         d.Guard,
+		checkPassword: directory.CheckPassword,
+		mux:           http.NewServeMux(),
+	}
+	if p.guard == nil {
+		p.guard = signin.NewGuard(signin.Options{})
+	}
+	if d.Secrets != nil {
+		p.devices.MAC = d.Secrets.MAC
+	} else {
+		// Without the gateway's key, device cookies last for this process.
+		key := make([]byte, 32)
+		rand.Read(key)
+		box, _ := secret.New(key)
+		p.devices.MAC = box.MAC
 	}
 	p.tpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"asset": func(s string) string { return d.AssetURL(s) },
@@ -249,6 +270,29 @@ func (p *Portal) clientIP(r *http.Request) string {
 		return ""
 	}
 	return ip.String()
+}
+
+// SweepSignIns ends expired and revoked portal sign-ins; the gateway
+// calls it every minute.
+func (p *Portal) SweepSignIns() int { return p.sessions.Sweep() }
+
+// userSessions counts the user's live remote sessions.
+func (p *Portal) userSessions(user string) int {
+	n := 0
+	for _, s := range p.Sessions.List() {
+		if strings.EqualFold(s.User, user) {
+			n++
+		}
+	}
+	return n
+}
+
+// auditRefusal records a refusal an outsider can cause at will (a wrong,
+// throttled or busy sign-in, a bad ticket): the store aggregates these
+// per source and reason a minute, so they can neither flood the log nor
+// push security events out of it.
+func (p *Portal) auditRefusal(e store.Event) {
+	p.Store.AppendRefusal(e)
 }
 
 func (p *Portal) audit(e store.Event) {

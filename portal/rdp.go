@@ -72,7 +72,7 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := p.clientIP(r)
-	ws, err := p.upgrader().Upgrade(w, r, nil)
+	ws, err := p.upgrader(r).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}

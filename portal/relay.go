@@ -52,7 +52,8 @@ type opened struct {
 
 // refuseRelay audits a refused relay request and answers it.
 func (p *Portal) refuseRelay(w http.ResponseWriter, r *http.Request, code int, user, reason, msg string) {
-	p.audit(store.Event{Type: "ticket.refused", User: user, ClientIP: p.clientIP(r), Detail: reason})
+	// Anyone can present a bad ticket: aggregated like refused sign-ins.
+	p.auditRefusal(store.Event{Type: "ticket.refused", User: user, ClientIP: p.clientIP(r), Detail: reason})
 	http.Error(w, msg, code)
 }
 
@@ -227,7 +228,7 @@ func (p *Portal) relayVNC(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the gateway cannot read this resource's stored password; ask the administrator to set it again", http.StatusInternalServerError)
 		return
 	}
-	ws, err := p.upgrader().Upgrade(w, r, nil)
+	ws, err := p.upgrader(r).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}

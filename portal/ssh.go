@@ -26,8 +26,8 @@ func timeNowPlus() time.Time { return time.Now().Add(2 * time.Second) }
 
 // upgrader accepts WebSocket upgrades; the origin was already checked in
 // admit, which also knows the CORS origins.
-func (p *Portal) upgrader() *websocket.Upgrader {
-	return relay.NewUpgrader(func(string) bool { return true })
+func (p *Portal) upgrader(r *http.Request) *websocket.Upgrader {
+	return relay.NewUpgrader(func(origin string) bool { return sameOrigin(r, origin) })
 }
 
 // MaxUpload caps one uploaded file.
@@ -92,7 +92,7 @@ func (p *Portal) relaySSH(w http.ResponseWriter, r *http.Request) {
 	if rows < 1 || rows > 1000 {
 		rows = 24
 	}
-	ws, err := p.upgrader().Upgrade(w, r, nil)
+	ws, err := p.upgrader(r).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}

@@ -43,7 +43,7 @@ const RDPFileTicketTTL = 5 * time.Minute
 func (p *Portal) OpenTunnel(ctx context.Context, r tunnel.Request) (*tunnel.Opened, error) {
 	sn := p.Live.Load()
 	refuse := func(user, reason string, shown error) error {
-		p.audit(store.Event{Type: "ticket.refused", User: user, ClientIP: r.ClientIP, Detail: "native " + string(r.Via) + ": " + reason})
+		p.auditRefusal(store.Event{Type: "ticket.refused", User: user, ClientIP: r.ClientIP, Detail: "native " + string(r.Via) + ": " + reason})
 		return shown
 	}
 	if !sn.Effective.PortalAvailable {

@@ -44,6 +44,7 @@ import (
 	"portico/service/config"
 	"portico/service/secret"
 	"portico/service/sessions"
+	"portico/service/signin"
 	"portico/service/store"
 	"portico/service/tlscert"
 )
@@ -82,6 +83,9 @@ type Status struct {
 	Service bool `json:"service"`
 	// ConfigVersion increases with each published change.
 	ConfigVersion uint64 `json:"configVersion"`
+	// SignIn are the sign-in guard's counters: checks run, in flight,
+	// refused as throttled or busy.
+	SignIn *signin.Stats `json:"signIn,omitempty"`
 }
 
 // Certificates is what the admin API needs of the TLS certificate manager.

@@ -50,6 +50,8 @@ type Gateway struct {
 	InheritPortal bool `json:"inheritPortal"`
 	// Portal is the gateway's own User Portal settings set.
 	Portal PortalSettings `json:"portal"`
+	// Security holds the sign-in, session and audit limits.
+	Security Security `json:"security"`
 }
 
 // Listen holds listen addresses as host:port (host may be empty for all).
@@ -82,6 +84,7 @@ func DefaultGateway() Gateway {
 		TrustedProxies: []string{},
 		InheritPortal:  true,
 		Portal:         DefaultPortal(),
+		Security:       DefaultSecurity(),
 	}
 }
 
@@ -91,6 +94,7 @@ func (g *Gateway) Normalize() []Notice {
 	g.Upstream = strings.TrimSpace(g.Upstream)
 	g.Detect.DNSListen = strings.TrimSpace(g.Detect.DNSListen)
 	g.Detect.Zone = strings.TrimSpace(g.Detect.Zone)
+	g.Security.normalize()
 	notes := g.Portal.Normalize()
 	for i := range notes {
 		notes[i].Field = "portal." + notes[i].Field
@@ -138,6 +142,7 @@ func (g Gateway) Validate(usedPorts map[int]string) error {
 		ports[port] = l.purpose
 	}
 	g.Detect.validate(&es, ports)
+	g.Security.validate(&es)
 	if err := ValidateLoopbackAddr(g.Listen.Admin); err != nil {
 		es.add("listen.admin", g.Listen.Admin, "%v", err)
 	}

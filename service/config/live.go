@@ -21,6 +21,13 @@ type Snapshot struct {
 	Resources []Resource
 	// Policies are the client policies in order.
 	Policies []ClientPolicy
+	// UserEpochs maps each local account (by lower-case name) to
+	// its credential generation (directory.User.Epoch): a portal sign-in
+	// is valid only while its account is here with the epoch it was made
+	// under. Every user change publishes a new snapshot, so a disable,
+	// delete or password change takes effect at the next request without
+	// reading the store.
+	UserEpochs map[string]int64
 }
 
 // Resource returns the resource with the given ID.

@@ -98,6 +98,8 @@ type Responder struct {
 	mu      sync.Mutex
 	servers []*dns.Server
 	addr    string
+
+	rrl *rateLimit
 }
 
 // NewResponder returns a stopped responder answering for the zone that
@@ -107,13 +109,29 @@ func NewResponder(nonces *Nonces, zone func() string, log *slog.Logger) *Respond
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Responder{nonces: nonces, zone: zone, log: log}
+	return &Responder{nonces: nonces, zone: zone, log: log, rrl: newRateLimit(time.Now)}
 }
 
 // ServeDNS implements dns.Handler.
 func (r *Responder) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	udp, ok := w.RemoteAddr().(*net.UDPAddr)
+	if ok {
+		// Response rate limiting: UDP sources are spoofable, so a source
+		// over its rate gets every other answer as an empty truncated one
+		// (a real resolver retries over TCP) and the rest nothing.
+		switch r.rrl.allow(udp.IP) {
+		case rrlDrop:
+			return
+		case rrlSlip:
+			resp := new(dns.Msg)
+			resp.SetReply(req)
+			resp.Truncated = true
+			w.WriteMsg(resp)
+			return
+		}
+	}
 	resp := Answer(req, r.zone(), r.nonces)
-	if _, ok := w.RemoteAddr().(*net.UDPAddr); ok {
+	if ok {
 		// Over UDP an answer that does not fit is truncated; the client
 		// retries over TCP.
 		size := dns.MinMsgSize
@@ -121,6 +139,7 @@ func (r *Responder) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			size = int(o.UDPSize())
 		}
 		resp.Truncate(size)
+		limitAmplification(req, resp)
 	}
 	if err := w.WriteMsg(resp); err != nil {
 		r.log.Debug("detect DNS: write answer", "client", w.RemoteAddr().String(), "err", err)
@@ -201,4 +220,86 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, string, error) {
 			return nil, nil, "", fmt.Errorf("listen DNS (TCP) on %s: %w", tcpAddr, err)
 		}
 	}
+}
+
+// limitAmplification keeps a UDP answer that confirms nothing (an unknown
+// name, a refusal, an error) at most twice the query's size: it drops the
+// authority section's SOA when that would exceed it. Only answers for a
+// live nonce — which an outsider cannot guess — may be larger.
+func limitAmplification(req, resp *dns.Msg) {
+	if len(resp.Answer) > 0 {
+		return
+	}
+	if resp.Len() > 2*req.Len() {
+		resp.Ns, resp.Extra = nil, nil
+	}
+	if resp.Len() > 2*req.Len() {
+		resp.Question = nil // the header alone is 12 bytes, a query at least 17
+	}
+}
+
+// rrl verdicts.
+const (
+	rrlAnswer = iota
+	rrlSlip
+	rrlDrop
+)
+
+// Response rate limiting: per source (IPv4 /24, IPv6 /56) a bucket of
+// rrlBurst answers refilled at rrlRate a second.
+const (
+	rrlRate    = 20
+	rrlBurst   = 40
+	rrlMaxKeys = 10000
+)
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+	over   int
+}
+
+// rateLimit is a bounded per-source token bucket table.
+type rateLimit struct {
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]*bucket
+}
+
+func newRateLimit(now func() time.Time) *rateLimit {
+	return &rateLimit{now: now, m: map[string]*bucket{}}
+}
+
+func (l *rateLimit) allow(ip net.IP) int {
+	var key string
+	if v4 := ip.To4(); v4 != nil {
+		key = v4.Mask(net.CIDRMask(24, 32)).String()
+	} else {
+		key = ip.Mask(net.CIDRMask(56, 128)).String()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b, ok := l.m[key]
+	if !ok {
+		if len(l.m) >= rrlMaxKeys {
+			// A table full of sources is itself a flood: start over
+			// rather than grow (each source gets a fresh burst).
+			l.m = map[string]*bucket{}
+		}
+		b = &bucket{tokens: rrlBurst, last: now}
+		l.m[key] = b
+	}
+	b.tokens = min(rrlBurst, b.tokens+now.Sub(b.last).Seconds()*rrlRate)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		b.over = 0
+		return rrlAnswer
+	}
+	b.over++
+	if b.over%2 == 1 {
+		return rrlSlip
+	}
+	return rrlDrop
 }

@@ -153,3 +153,68 @@ func FuzzAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestDNSAnswersBoundedAndRateLimited: over UDP an answer for an unknown
+// name is at most twice the query, and one source flooding the responder
+// gets at most its burst and rate answered in full.
+func TestDNSAnswersBoundedAndRateLimited(t *testing.T) {
+	n := NewNonces(0)
+	addr := startResponder(t, n)
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, name := range []string{"a." + testZone, "x." + testZone, testZone, "www.example.org", strings.Repeat("b", NonceLen) + "." + testZone} {
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
+		q, _ := m.Pack()
+		conn.Write(q)
+		buf := make([]byte, 4096)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if k > 2*len(q) {
+			t.Fatalf("%s: %d-byte answer to a %d-byte query", name, k, len(q))
+		}
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn("a."+testZone), dns.TypeA)
+	q, _ := m.Pack()
+	start := time.Now()
+	for i := 0; i < 300; i++ {
+		conn.Write(q)
+	}
+	full, slipped := 0, 0
+	buf := make([]byte, 4096)
+	for {
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		k, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		var r dns.Msg
+		if r.Unpack(buf[:k]) == nil && r.Truncated {
+			slipped++
+		} else {
+			full++
+		}
+	}
+	allowed := rrlBurst + int(time.Since(start).Seconds()*rrlRate) + 5 // 5 from the size checks above
+	if full > allowed || slipped == 0 || full+slipped >= 300 {
+		t.Fatalf("300 queries from one source: %d answered, %d truncated; at most %d answers allowed, the rest limited", full, slipped, allowed)
+	}
+}
+
+func TestRateLimitBounded(t *testing.T) {
+	now := time.Unix(0, 0)
+	l := newRateLimit(func() time.Time { return now })
+	for i := 0; i < 3*rrlMaxKeys; i++ {
+		l.allow(net.IPv4(10, byte(i>>16), byte(i>>8), 1))
+	}
+	if len(l.m) > rrlMaxKeys {
+		t.Fatalf("%d sources remembered", len(l.m))
+	}
+}

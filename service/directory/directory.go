@@ -32,6 +32,12 @@ type User struct {
 	Admin bool `json:"admin,omitempty"`
 	// PasswordHash is an argon2id PHC string; never returned by the API.
 	PasswordHash string `json:"passwordHash,omitempty"`
+	// Epoch is the account's credential generation, set by the store: it
+	// changes when the account is created, its password changes or it is
+	// enabled again, and never goes back. A portal sign-in made under another
+	// epoch is refused, so re-enabling an account does not revive an old
+	// cookie.
+	Epoch int64 `json:"epoch,omitempty"`
 }
 
 // Group is a named set of users that resources and policies can target.

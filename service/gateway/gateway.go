@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,6 +33,7 @@ import (
 	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
+	"portico/service/signin"
 	"portico/service/store"
 	"portico/service/tlscert"
 )
@@ -61,6 +63,77 @@ type Options struct {
 	// static files) from the gateway's parts. Nil serves only the gateway's
 	// own answers (tests of the gateway alone).
 	Portal func(Parts) http.Handler
+	// Timeouts bound what a slow or silent client can hold on every
+	// listener; zero fields take the defaults.
+	Timeouts Timeouts
+}
+
+// Timeouts are the connection deadlines of the gateway's HTTP listeners
+// (portal, redirect, admin API).
+type Timeouts struct {
+	// Header is how long a client may take to send a request's headers
+	// (HTTP/1.1), and an HTTP/2 connection its first header block, from
+	// the TLS handshake on (default 10 s).
+	Header time.Duration
+	// Body is how long a request's body may take to arrive once its
+	// headers are read (default 30 s); WebSocket and native tunnel
+	// connections clear it when they take the connection over.
+	Body time.Duration
+	// Idle closes a connection (HTTP/1.1 keep-alive, or HTTP/2 without a
+	// request in progress, an unfinished header block included) after
+	// this long without a request (default 60 s).
+	Idle time.Duration
+	// MaxBody caps a request body on the HTTPS port (default 1 MiB; the
+	// portal's forms set smaller caps of their own).
+	MaxBody int64
+}
+
+// Default timeouts.
+const (
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 30 * time.Second
+	DefaultIdleTimeout   = 60 * time.Second
+	DefaultMaxBody       = 1 << 20
+	// adminMaxBody allows a whole configuration import.
+	adminMaxBody = 32 << 20
+)
+
+func (t Timeouts) withDefaults() Timeouts {
+	if t.Header <= 0 {
+		t.Header = DefaultHeaderTimeout
+	}
+	if t.Body <= 0 {
+		t.Body = DefaultBodyTimeout
+	}
+	if t.Idle <= 0 {
+		t.Idle = DefaultIdleTimeout
+	}
+	if t.MaxBody <= 0 {
+		t.MaxBody = DefaultMaxBody
+	}
+	return t
+}
+
+// server is an http.Server with the deadlines of to. ReadTimeout is the
+// header deadline: net/http arms it at the TLS handshake, HTTP/2 keeps it
+// until the first header block is complete, so a client that never
+// finishes one is closed then; bounded then stretches it for the body.
+func (to Timeouts) server(h http.Handler, maxBody int64, tlsCfg *tls.Config, errLog *log.Logger) *http.Server {
+	return &http.Server{Handler: bounded(h, to.Body, maxBody), TLSConfig: tlsCfg, ReadHeaderTimeout: to.Header, ReadTimeout: to.Header,
+		IdleTimeout: to.Idle, ErrorLog: errLog}
+}
+
+// bounded gives a request's body its own read deadline and a size cap.
+func bounded(next http.Handler, body time.Duration, maxBody int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			// Errors mean the connection cannot set deadlines (a test
+			// recorder); the server-wide ReadTimeout still holds then.
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(body))
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Parts are the running gateway's pieces a portal is built from.
@@ -80,6 +153,9 @@ type Parts struct {
 	// DataDir is the gateway's data directory (client builds may live in
 	// its clients folder).
 	DataDir string
+	// Guard is the gate every sign-in credential check goes through; its
+	// counters are in the admin API's status.
+	Guard *signin.Guard
 }
 
 // Files in the data directory besides the store.
@@ -102,6 +178,7 @@ type Gateway struct {
 	box      *secret.Box
 	sessions *sessions.Registry
 	nonces   *detect.Nonces
+	guard    *signin.Guard
 	token    string
 	started  time.Time
 
@@ -135,7 +212,7 @@ func New(opt Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{opt: opt, log: opt.Logger, store: st, sessions: sessions.NewRegistry(), nonces: detect.NewNonces(0), started: time.Now()}
+	g := &Gateway{opt: opt, log: opt.Logger, store: st, sessions: sessions.NewRegistry(), nonces: detect.NewNonces(0), guard: signin.NewGuard(signin.Options{}), started: time.Now()}
 	if err := g.init(); err != nil {
 		st.Close()
 		return nil, err
@@ -170,7 +247,7 @@ func (g *Gateway) init() error {
 	}
 	if g.opt.Portal != nil {
 		g.portal = g.opt.Portal(Parts{Live: g.live, Store: g.store, Secrets: g.box, Sessions: g.sessions, Logger: g.log, Certs: g.certs, Nonces: g.nonces,
-			DetectDNS: func() string { return g.listener("dns") }, DataDir: g.opt.DataDir})
+			DetectDNS: func() string { return g.listener("dns") }, DataDir: g.opt.DataDir, Guard: g.guard})
 	}
 	return nil
 }
@@ -348,11 +425,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.disps = []*dispatcher{g.disp}
 	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)
 
-	main := &http.Server{Handler: hsts(g.mainHandler()), TLSConfig: g.certs.TLSConfig(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
+	to := g.opt.Timeouts.withDefaults()
+	main := to.server(hsts(g.mainHandler()), to.MaxBody, g.certs.TLSConfig(), errLog)
 	// The redirect reads the HTTPS port as it is now: the listener can move.
-	redirect := &http.Server{Handler: redirectHandler(g.httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	redirect := to.server(redirectHandler(g.httpsPort, func() []string { return g.live.Load().Gateway.PublicHosts }), 1<<10, nil, errLog)
 	adminCfg := g.adminTLS.TLSConfig()
-	adminSrv := &http.Server{Handler: admin.New(g.adminDeps()), TLSConfig: adminCfg, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	adminSrv := to.server(admin.New(g.adminDeps()), adminMaxBody, adminCfg, errLog)
 
 	nativeCtx, stopNative := context.WithCancel(context.Background())
 	tun := g.tunnelServer()
@@ -371,6 +449,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.mu.Unlock()
 
 	alt.start(nativeCtx, g.live)
+	go g.housekeep(nativeCtx)
 	stopDNS := (&detectDNS{g: g, resp: detect.NewResponder(g.nonces, func() string { return g.live.Load().Gateway.DetectZone() }, g.log)}).start()
 	g.mu.Lock()
 	g.stopDNS = stopDNS

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"net"
@@ -24,13 +25,10 @@ func hsts(next http.Handler) http.Handler {
 
 // redirectHandler answers every plain-HTTP request with a permanent redirect
 // to the same host and path over HTTPS; it serves nothing else.
-func redirectHandler(httpsPort func() int) http.Handler {
+func redirectHandler(httpsPort func() int, names func() []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if host == "" || strings.ContainsAny(host, "/\\@ ") {
+		host, ok := checkHost(r.Host, names())
+		if !ok {
 			http.Error(w, "use HTTPS", http.StatusBadRequest)
 			return
 		}
@@ -52,6 +50,10 @@ func (g *Gateway) mainHandler() http.Handler {
 		if r.URL.Path == "/healthz" {
 			w.Header().Set("Content-Type", "text/plain")
 			fmt.Fprintln(w, "ok")
+			return
+		}
+		if _, ok := checkHost(r.Host, g.live.Load().Gateway.PublicHosts); !ok {
+			http.Error(w, "This gateway does not answer to that host name.", http.StatusMisdirectedRequest)
 			return
 		}
 		eff := g.live.Load().Effective
@@ -108,7 +110,8 @@ func (g *Gateway) adminDeps() admin.Deps {
 		Sessions:  g.sessions,
 		Logger:    g.log,
 		Status: func() admin.Status {
-			return admin.Status{Version: g.opt.Version, Started: g.started.UTC().Truncate(time.Second), Listeners: g.Listeners(), DataDir: g.opt.DataDir, Service: g.opt.Service}
+			st := g.guard.Stats()
+			return admin.Status{Version: g.opt.Version, Started: g.started.UTC().Truncate(time.Second), Listeners: g.Listeners(), DataDir: g.opt.DataDir, Service: g.opt.Service, SignIn: &st}
 		},
 		UsedPorts: g.usedPorts,
 	}
@@ -131,4 +134,61 @@ func (g *Gateway) usedPorts() map[int]string {
 		}
 	}
 	return out
+}
+
+// signInSweeper is what the portal offers for housekeeping (portal.Portal).
+type signInSweeper interface{ SweepSignIns() int }
+
+// housekeep applies the audit retention of every published snapshot and
+// sweeps expired portal sign-ins every minute, until ctx ends.
+func (g *Gateway) housekeep(ctx context.Context) {
+	ch, unsubscribe := g.live.Subscribe()
+	defer unsubscribe()
+	g.store.SetAuditRetention(g.live.Load().Gateway.EffectiveSecurity().AuditRetentionDays)
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case s := <-ch:
+			g.store.SetAuditRetention(s.Gateway.EffectiveSecurity().AuditRetentionDays)
+		case <-tick.C:
+			if sw, ok := g.portal.(signInSweeper); ok {
+				if n := sw.SweepSignIns(); n > 0 {
+					g.log.Info("expired portal sign-ins swept", "count", n)
+				}
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// checkHost vets a request's Host header before it goes anywhere (the CSP,
+// redirects, URLs in pages): it must be a host name or IP with an optional
+// numeric port, and when the gateway's public host names are configured,
+// one of them, an IP address or localhost. It returns the host without
+// the port.
+func checkHost(hostport string, names []string) (string, bool) {
+	host, port := hostport, ""
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port = h, p
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", false
+		}
+	}
+	if host == "" || config.ValidateHostname(host) != nil {
+		return "", false
+	}
+	host = strings.Trim(host, "[]")
+	if len(names) == 0 || net.ParseIP(host) != nil || strings.EqualFold(host, "localhost") {
+		return host, true
+	}
+	for _, n := range names {
+		if strings.EqualFold(strings.TrimSuffix(n, "."), strings.TrimSuffix(host, ".")) {
+			return host, true
+		}
+	}
+	return "", false
 }

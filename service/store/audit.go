@@ -30,10 +30,25 @@ type Event struct {
 	Resource string `json:"resource,omitempty"`
 	// Detail is a human-readable description.
 	Detail string `json:"detail,omitempty"`
+	// Count is how many refusals an aggregated record stands for (see
+	// AppendRefusal); 0 for a single event.
+	Count int `json:"count,omitempty"`
+	// Until ends an aggregated record's window, which starts at Time.
+	Until time.Time `json:"until,omitzero"`
 }
 
-// MaxAuditEvents is how many audit records are kept; older ones are pruned.
-const MaxAuditEvents = 200000
+// Audit limits. Security events (sign-ins, launches, admin changes) and
+// aggregated refusals are kept apart, each with its own limit, so that
+// refusals — which anyone on the network can cause — never push a
+// security event out.
+const (
+	// MaxAuditEvents is how many security events are kept at most.
+	MaxAuditEvents = 200000
+	// MaxRefusalRecords is how many aggregated refusal records are kept.
+	MaxRefusalRecords = 100000
+	// DefaultRefusalWindow is the aggregation window of refusals.
+	DefaultRefusalWindow = time.Minute
+)
 
 // AppendAudit adds an event and returns once it is committed and fsynced.
 // Concurrent calls share one transaction (see auditQueue), so a busy
@@ -56,16 +71,40 @@ func (t *Tx) AppendAudit(e Event) error {
 	if err := t.put(bAudit, binary.BigEndian.AppendUint64(nil, seq), e); err != nil {
 		return err
 	}
-	if seq%1000 == 0 && seq > MaxAuditEvents {
-		return pruneAudit(b, seq-MaxAuditEvents)
+	if seq%1000 == 0 {
+		return pruneCount(b, t.maxAudit())
 	}
 	return nil
 }
 
-func pruneAudit(b *bolt.Bucket, below uint64) error {
-	limit := binary.BigEndian.AppendUint64(nil, below)
+// pruneCount deletes a bucket's oldest records beyond max. It counts with
+// a cursor: Bucket.Stats does not see the transaction's own writes.
+func pruneCount(b *bolt.Bucket, max int) error {
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && bytes.Compare(k, limit) < 0; k, _ = c.First() {
+	over := -max
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		over++
+	}
+	for k, _ := c.First(); k != nil && over > 0; k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("prune audit: %w", err)
+		}
+		over--
+	}
+	return nil
+}
+
+// pruneOlder deletes a bucket's records from before cutoff (records are
+// in time order, so it stops at the first newer one).
+func pruneOlder(b *bolt.Bucket, cutoff time.Time) error {
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		var e struct {
+			Time time.Time `json:"time"`
+		}
+		if json.Unmarshal(v, &e) == nil && !e.Time.Before(cutoff) {
+			return nil
+		}
 		if err := c.Delete(); err != nil {
 			return fmt.Errorf("prune audit: %w", err)
 		}
@@ -85,21 +124,43 @@ type AuditFilter struct {
 	Limit int
 }
 
-// Audit returns matching events, newest first.
+// Audit returns matching events, security events and aggregated
+// refusals merged, newest first.
 func (s *Store) Audit(f AuditFilter) ([]Event, error) {
 	if f.Limit <= 0 {
 		f.Limit = 500
 	}
 	out := []Event{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bAudit).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < f.Limit; k, v = c.Prev() {
+		// Both buckets are keyed by the one audit sequence: merge by key.
+		var cs []*bolt.Cursor
+		var ks, vs [][]byte
+		for _, name := range [][]byte{bAudit, bRefusals} {
+			if b := tx.Bucket(name); b != nil {
+				c := b.Cursor()
+				k, v := c.Last()
+				cs, ks, vs = append(cs, c), append(ks, k), append(vs, v)
+			}
+		}
+		for len(out) < f.Limit {
+			i := -1
+			for j := range cs {
+				if ks[j] != nil && (i < 0 || bytes.Compare(ks[j], ks[i]) > 0) {
+					i = j
+				}
+			}
+			if i < 0 {
+				break
+			}
+			k, v := ks[i], vs[i]
+			ks[i], vs[i] = cs[i].Prev()
 			var e Event
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("decode audit %x: %w", k, err)
 			}
 			if !f.Since.IsZero() && e.Time.Before(f.Since) {
-				break
+				ks[i] = nil // this bucket is done; the other may still have newer ones
+				continue
 			}
 			if f.match(e) {
 				out = append(out, e)
@@ -107,7 +168,21 @@ func (s *Store) Audit(f AuditFilter) ([]Event, error) {
 		}
 		return nil
 	})
-	return out, err
+	if err != nil || s.refusals == nil {
+		return out, err
+	}
+	// Refusals of the open window are not written yet: merge them in by
+	// time, so the log is current without a write per refusal.
+	pend := s.refusals.pending(f)
+	merged := make([]Event, 0, len(out)+len(pend))
+	for i, j := 0, 0; (i < len(out) || j < len(pend)) && len(merged) < f.Limit; {
+		if j >= len(pend) || i < len(out) && !out[i].Time.Before(pend[j].Time) {
+			merged, i = append(merged, out[i]), i+1
+		} else {
+			merged, j = append(merged, pend[j]), j+1
+		}
+	}
+	return merged, nil
 }
 
 func (f AuditFilter) match(e Event) bool {

@@ -56,6 +56,11 @@ func (s *Store) Export() (Document, error) {
 		if d.Users, err = t.Users(); err != nil {
 			return err
 		}
+		for i := range d.Users {
+			// A generation belongs to this store's sign-ins; an import
+			// gives each account a new one.
+			d.Users[i].Epoch = 0
+		}
 		if d.Groups, err = t.Groups(); err != nil {
 			return err
 		}

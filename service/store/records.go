@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"portico/service/config"
 	"portico/service/directory"
@@ -58,9 +59,39 @@ func (t *Tx) User(name string) (directory.User, error) {
 func (t *Tx) Users() ([]directory.User, error) { return all[directory.User](t, bUsers) }
 
 // PutUser creates or replaces a user.
+//
+// It keeps the credential generation (directory.User.Epoch): a new account,
+// a changed password hash and a re-enabled account each get a new epoch,
+// which ends every portal sign-in made under the old one; any other change
+// keeps it. (While an account is disabled its sign-ins are refused by the
+// Disabled flag and told why; re-enabling must not bring them back.)
+// Callers that must end sign-ins for another reason call BumpUserEpoch.
 func (t *Tx) PutUser(u directory.User) error {
+	old, err := t.User(u.Username)
+	switch {
+	case err != nil, old.Epoch == 0, old.PasswordHash != u.PasswordHash, old.Disabled && !u.Disabled:
+		u.Epoch = nextEpoch(old.Epoch)
+	default:
+		u.Epoch = old.Epoch
+	}
 	return t.put(bUsers, []byte(directory.Key(u.Username)), u)
 }
+
+// BumpUserEpoch gives a user a new credential generation, ending every
+// portal sign-in of theirs at the next request.
+func (t *Tx) BumpUserEpoch(name string) error {
+	u, err := t.User(name)
+	if err != nil {
+		return err
+	}
+	u.Epoch = nextEpoch(u.Epoch)
+	return t.put(bUsers, []byte(directory.Key(u.Username)), u)
+}
+
+// nextEpoch is after old and after any epoch a deleted account of the same
+// name may have had (it is the clock in nanoseconds), so a re-created
+// account does not revive an old cookie either.
+func nextEpoch(old int64) int64 { return max(old+1, time.Now().UnixNano()) }
 
 // DeleteUser removes a user.
 func (t *Tx) DeleteUser(name string) error { return t.del(bUsers, []byte(directory.Key(name))) }
@@ -176,5 +207,13 @@ func (t *Tx) Snapshot(gatewayID string) (*config.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read policies: %w", err)
 	}
-	return &config.Snapshot{Site: site, Gateway: g, Effective: config.Resolve(site, g), Resources: rs, Policies: ps}, nil
+	users, err := t.Users()
+	if err != nil {
+		return nil, fmt.Errorf("read users: %w", err)
+	}
+	epochs := make(map[string]int64, len(users))
+	for _, u := range users {
+		epochs[directory.Key(u.Username)] = u.Epoch
+	}
+	return &config.Snapshot{Site: site, Gateway: g, Effective: config.Resolve(site, g), Resources: rs, Policies: ps, UserEpochs: epochs}, nil
 }

@@ -39,6 +39,9 @@ var (
 	bCerts     = []byte("certificates")
 	bSessions  = []byte("sessions")
 	bPrefs     = []byte("preferences")
+	// bRefusals holds aggregated refusal records (AppendRefusal), apart
+	// from the security events in bAudit; created on first use.
+	bRefusals = []byte("audit-refusals")
 )
 
 // Keys in fixed buckets.
@@ -63,6 +66,9 @@ type Store struct {
 	applyMu sync.Mutex
 	// audit coalesces concurrent AppendAudit calls into group commits.
 	audit auditQueue
+	// refusals aggregates AppendRefusal calls between flushes.
+	refusals *refusals
+	opt      Options
 }
 
 // Options tune Open.
@@ -70,6 +76,12 @@ type Options struct {
 	// LockTimeout is how long to wait for another process to release the
 	// file before giving up (default 2 s).
 	LockTimeout time.Duration
+	// RefusalWindow is how long refusals are aggregated into one record
+	// per source and reason (default DefaultRefusalWindow); tests shorten it.
+	RefusalWindow time.Duration
+	// MaxAuditEvents and MaxRefusalRecords override the limits of the
+	// same names (tests); zero keeps them.
+	MaxAuditEvents, MaxRefusalRecords int
 }
 
 // Open opens (creating if needed) the store in dataDir and runs pending
@@ -98,16 +110,21 @@ func Open(dataDir string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("write %s: %w", pidPath, err)
 	}
-	s := &Store{db: db, pidPath: pidPath}
+	s := &Store{db: db, pidPath: pidPath, opt: opt}
 	if err := s.migrate(); err != nil {
-		s.Close()
+		s.db.Close()
+		os.Remove(pidPath)
 		return nil, err
 	}
+	s.refusals = startRefusals(s)
 	return s, nil
 }
 
 // Close closes the file and removes the PID note.
 func (s *Store) Close() error {
+	if s.refusals != nil {
+		s.refusals.stop()
+	}
 	os.Remove(s.pidPath)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
@@ -122,6 +139,15 @@ func (s *Store) Path() string { return s.db.Path() }
 // through one Tx commit together or not at all.
 type Tx struct {
 	tx *bolt.Tx
+	// auditMax is the store's security-event limit; 0 is MaxAuditEvents.
+	auditMax int
+}
+
+func (t *Tx) maxAudit() int {
+	if t.auditMax > 0 {
+		return t.auditMax
+	}
+	return MaxAuditEvents
 }
 
 // View runs fn in a read-only transaction.
@@ -132,7 +158,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 // Update runs fn in a read-write transaction; it is committed and fsynced
 // before Update returns nil, so an acknowledged write survives a crash.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, auditMax: s.opt.MaxAuditEvents}) })
 }
 
 func (t *Tx) get(bucket, key []byte, v any) error {

@@ -71,7 +71,11 @@ func (f *Files) Close() error {
 // Listing is allowed in either direction, since choosing an upload target
 // needs it as much as choosing a download.
 func (f *Files) List(dir string) ([]Entry, error) {
-	infos, err := f.sftp.ReadDir(cleanPath(dir))
+	dir, err := f.confine(dir)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := f.sftp.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list %q: %w", dir, err)
 	}
@@ -104,7 +108,10 @@ func (f *Files) Upload(ctx context.Context, dir, name string, r io.Reader, max i
 	if max <= 0 {
 		return 0, fmt.Errorf("upload %q: size limit %d must be positive", name, max)
 	}
-	dir = cleanPath(dir)
+	dir, err := f.confine(dir)
+	if err != nil {
+		return 0, err
+	}
 	target := path.Join(dir, name)
 	tmp, err := tempName(dir, name)
 	if err != nil {
@@ -158,7 +165,10 @@ func (f *Files) Download(ctx context.Context, p string) (io.ReadCloser, int64, e
 	if !f.policy.ServerToClient() {
 		return nil, 0, fmt.Errorf("download %q: %w", p, ErrDirectionNotAllowed)
 	}
-	p = cleanPath(p)
+	p, err := f.confine(p)
+	if err != nil {
+		return nil, 0, err
+	}
 	file, err := f.sftp.Open(p)
 	if err != nil {
 		return nil, 0, fmt.Errorf("download %q: %w", p, err)
@@ -178,10 +188,54 @@ func (f *Files) Download(ctx context.Context, p string) (io.ReadCloser, int64, e
 // checkName accepts a single path element: uploads must not be able to
 // climb out of, or into sub-folders of, the chosen directory.
 func checkName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+	if strings.ContainsAny(name, "\x00\r\n") {
+		return fmt.Errorf("%w: %q: names must not contain NUL, CR or LF characters", ErrBadName, name)
+	}
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 		return fmt.Errorf("%w: %q", ErrBadName, name)
 	}
 	return nil
+}
+
+// checkPath is the text half of the one path check of List, Upload and
+// Download: a path relative to the home folder, without "..", NUL, CR
+// or LF. It returns the cleaned path ("." for the home folder). Refusing
+// before anything is sent keeps the SFTP session usable.
+func checkPath(p string) (string, error) {
+	if strings.ContainsAny(p, "\x00\r\n") {
+		return "", fmt.Errorf("%w: %q: names must not contain NUL, CR or LF characters", ErrBadName, p)
+	}
+	if path.IsAbs(p) || strings.HasPrefix(p, "\\") {
+		return "", fmt.Errorf("%w: %q: use a path inside your home folder", ErrBadName, p)
+	}
+	for _, el := range strings.Split(p, "/") {
+		if el == ".." {
+			return "", fmt.Errorf("%w: %q: \"..\" is not allowed; use a path inside your home folder", ErrBadName, p)
+		}
+	}
+	return cleanPath(p), nil
+}
+
+// confine is the one path check for both directions: checkPath, then no
+// element of the path may be a symbolic link (a link can point anywhere
+// on the host, so following one would leave the home folder).
+func (f *Files) confine(p string) (string, error) {
+	c, err := checkPath(p)
+	if err != nil || c == "." {
+		return c, err
+	}
+	walked := ""
+	for _, el := range strings.Split(c, "/") {
+		walked = path.Join(walked, el)
+		fi, err := f.sftp.Lstat(walked)
+		if err != nil {
+			return c, nil // missing: the operation itself reports it
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return "", fmt.Errorf("%w: %q: links are not followed", ErrBadName, p)
+		}
+	}
+	return c, nil
 }
 
 // cleanPath normalises a user-supplied path. Relative paths stay relative

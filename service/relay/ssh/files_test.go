@@ -295,3 +295,58 @@ func ownerOf(t *testing.T, p string) (uid, gid int) {
 	}
 	return int(st.Uid), int(st.Gid)
 }
+
+func TestCheckPathConfinesToHome(t *testing.T) {
+	for p, ok := range map[string]bool{
+		"": true, ".": true, "docs": true, "docs/a.txt": true, "./docs": true,
+		"../etc": false, "docs/../../x": false, "docs/..": false, "/etc/passwd": false,
+		"a\x00b": false, "a\nb": false, "a\rb": false,
+	} {
+		if _, err := checkPath(p); (err == nil) != ok || (err != nil && !errors.Is(err, ErrBadName)) {
+			t.Errorf("checkPath(%q): %v, want ok=%v", p, err, ok)
+		}
+	}
+}
+
+func FuzzCheckPath(f *testing.F) {
+	f.Add("docs/a.txt")
+	f.Add("../x")
+	f.Add("a\x00")
+	f.Fuzz(func(t *testing.T, p string) {
+		c, err := checkPath(p)
+		if err == nil && (strings.HasPrefix(c, "/") || c == ".." || strings.HasPrefix(c, "../") || strings.ContainsAny(c, "\x00\r\n")) {
+			t.Fatalf("checkPath(%q) = %q", p, c)
+		}
+	})
+}
+
+// TestFilesDownloadConfinedLikeUpload: download refuses what upload
+// refuses (parent paths, absolute paths, links out of the home folder,
+// NUL/CR/LF), and the session still works afterwards.
+func TestFilesDownloadConfinedLikeUpload(t *testing.T) {
+	h := startSSHD(t)
+	c := h.dial(t)
+	f := openFiles(t, c, config.TransferBidirectional)
+	dir := h.testDir(t)
+	if err := os.Symlink("/etc", filepath.Join(h.home, dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, p := range []string{"../../etc/passwd", "/etc/passwd", dir + "/out/passwd", "a\x00b", "a\nb"} {
+		if _, _, err := f.Download(ctx, p); !errors.Is(err, ErrBadName) {
+			t.Errorf("Download(%q): %v, want ErrBadName", p, err)
+		}
+		if _, err := f.List(p); !errors.Is(err, ErrBadName) {
+			t.Errorf("List(%q): %v, want ErrBadName", p, err)
+		}
+	}
+	if _, err := f.Upload(ctx, dir+"/out", "x", strings.NewReader("x"), 10); !errors.Is(err, ErrBadName) {
+		t.Errorf("Upload through a link: %v, want ErrBadName", err)
+	}
+	if _, err := f.Upload(ctx, dir, "cr\rlf\n", strings.NewReader("x"), 10); !errors.Is(err, ErrBadName) {
+		t.Errorf("Upload name with CR/LF: %v, want ErrBadName", err)
+	}
+	if _, err := f.Upload(ctx, dir, "fine.txt", strings.NewReader("ok"), 10); err != nil {
+		t.Fatalf("the session broke after refused names: %v", err)
+	}
+}
