@@ -130,6 +130,9 @@ type sessionView struct {
 	// RDPUser prefills the RDP sign-in (NLA runs in the browser, so the
 	// user types the password; stored passwords are never sent to it).
 	RDPUser string
+	// GatewaySignsIn: the gateway signs in to the host (stored or portal
+	// credentials); the page starts the web client with CredSSP off.
+	GatewaySignsIn bool
 	// Keyboards are the keyboard layouts the RDP page offers.
 	Keyboards []rdp.KeyboardLayout
 }
@@ -160,10 +163,12 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 		v.Upload, v.Download = d.FileTransfer.ClientToServer(), d.FileTransfer.ServerToClient()
 	}
 	if res.Protocol == config.ProtocolRDP {
-		v.RDPUser = res.Credentials.Username
 		v.Keyboards = rdp.KeyboardLayouts()
-		if res.Credentials.Mode == config.CredPortal {
-			v.RDPUser = s.User
+		// The gateway signs in: the web client starts without CredSSP
+		// and the page asks nothing. No credential is in the page.
+		v.GatewaySignsIn = res.GatewaySignsIn()
+		if !v.GatewaySignsIn {
+			v.RDPUser = res.Credentials.Username
 		}
 	}
 	p.render(w, r, http.StatusOK, "session.html", pageData{Title: res.Name, Session: s, Data: v})

@@ -72,11 +72,14 @@ type SessionStore struct {
 	now func() time.Time
 	mu  sync.Mutex
 	m   map[string]*Session
+	// secrets holds each live sign-in's password, sealed in memory,
+	// for RDP resources that sign in with the portal sign-in.
+	secrets *signInSecrets
 }
 
 // NewSessionStore returns a session store over st.
 func NewSessionStore(st *store.Store) *SessionStore {
-	return &SessionStore{st: st, now: time.Now, m: map[string]*Session{}}
+	return &SessionStore{st: st, now: time.Now, m: map[string]*Session{}, secrets: newSignInSecrets()}
 }
 
 // Create starts a session and returns the cookie value.
@@ -150,11 +153,19 @@ func (ss *SessionStore) Update(s *Session, fn func(*Session)) error {
 	return ss.st.PutSession(s.id, &snapshot)
 }
 
+// KeepPassword keeps the sign-in password of session id sealed in memory
+// until the session ends; it is never written to the store.
+func (ss *SessionStore) KeepPassword(id, password string) { ss.secrets.put(id, password) }
+
+// SignInPassword returns the password kept for a live session.
+func (ss *SessionStore) SignInPassword(id string) (string, bool) { return ss.secrets.open(id) }
+
 // Delete ends a session by ID.
 func (ss *SessionStore) Delete(id string) {
 	ss.mu.Lock()
 	delete(ss.m, id)
 	ss.mu.Unlock()
+	ss.secrets.drop(id)
 	ss.st.DeleteSession(id)
 }
 
@@ -164,6 +175,7 @@ func (ss *SessionStore) DeleteUser(user string) {
 	for id, s := range ss.m {
 		if strings.EqualFold(s.User, user) {
 			delete(ss.m, id)
+			ss.secrets.drop(id)
 		}
 	}
 	ss.mu.Unlock()

@@ -240,11 +240,13 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		}
 		notice = "This portal uses the " + map[bool]string{true: `DOMAIN\user`, false: "user@domain"}[pre2000] + " sign-in format: next time sign in as " + right + "."
 	}
-	value, _, err := p.sessions.Create(Session{User: u.Username, Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice})
+	value, created, err := p.sessions.Create(Session{User: u.Username, Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice})
 	if err != nil {
 		p.errorPage(w, r, http.StatusInternalServerError, "Sign-in failed", "The gateway could not start your session. Please try again.", "")
 		return
 	}
+	// For RDP resources in "portal" credential mode; sealed, in memory only.
+	p.sessions.KeepPassword(created.ID(), password)
 	p.audit(store.Event{Type: "signin.ok", User: u.Username, ClientIP: ip})
 	http.SetCookie(w, p.cookie(r, cookieName(r)+preAuthSuffix, "", -1))
 	http.SetCookie(w, p.cookie(r, cookieName(r), value, int(AbsoluteTimeout/time.Second)))

@@ -54,11 +54,20 @@ function askCredentials(defaultUser) {
   });
 }
 
+function gatewayCredentials() {
+  const kbd = document.getElementById('rdp-kbd');
+  pickLayout(kbd);
+  return { user: 'portico', pass: '', keyboard: kbd.value };
+}
+
 function explain(err, mod) {
   const kind = typeof err?.kind === 'function' ? err.kind() : -1;
   const d = typeof err?.rdcleanpathDetails === 'function' ? err.rdcleanpathDetails() : undefined;
   if (kind === mod.IronErrorKind.WrongPassword || kind === mod.IronErrorKind.LogonFailure) return ['Sign-in failed', 'The remote computer refused the user name or password.'];
   if (kind === mod.IronErrorKind.AccessDenied) return ['Access denied', 'The remote computer does not let this account sign in.'];
+  // Set by the gateway when it signs in to the host itself.
+  if (d?.httpStatusCode === 511) return ['Sign-in failed', 'The remote computer refused the stored credentials — ask your administrator.'];
+  if (d?.httpStatusCode === 428) return ['Sign-in not possible', 'The remote computer requires Network Level Authentication and the gateway has no password to sign in with. Ask your administrator; if this resource uses your portal sign-in, sign out of the portal and sign in again.'];
   if (d?.httpStatusCode === 401 || d?.httpStatusCode === 403) return ['Not allowed', 'The launch ticket was refused (expired or already used). Open the resource again from the portal.'];
   if (d?.wsaErrorCode === 10061) return ['Host unreachable', 'The remote computer refused the connection: it may be off or not accepting remote desktop connections.'];
   if (d?.wsaErrorCode === 10060) return ['Host unreachable', 'The remote computer did not answer in time.'];
@@ -75,7 +84,9 @@ export async function start(screen, ticket, ui) {
   const mod = await import(ui.urls.ironrdp);
   await mod.default();
   mod.setup('warn');
-  const cred = await askCredentials(ui.rdpUser);
+  // With stored or portal credentials the gateway signs in to the host:
+  // the web client runs without CredSSP (TLS only) and holds no password.
+  const cred = ui.credssp ? await askCredentials(ui.rdpUser) : gatewayCredentials();
   ui.setState('Connecting…');
   const canvas = document.createElement('canvas');
   canvas.tabIndex = 0;
@@ -95,6 +106,8 @@ export async function start(screen, ticket, ui) {
       // Lets the remote desktop follow the window (MS-RDPEDISP); hosts
       // without the channel keep their size and the canvas scales.
       .extension(new mod.Extension('display_control', true))
+      // TLS only: the gateway runs NLA with the host (stored/portal credentials).
+      .extension(new mod.Extension('enable_credssp', ui.credssp))
       .setCursorStyleCallbackContext(canvas)
       .setCursorStyleCallback(function (style) { this.style.cursor = style || 'default'; });
     if (ui.allow.clipToClient) {

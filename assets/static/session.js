@@ -38,6 +38,8 @@ export const ui = {
   },
   urls: { novnc: ds.novnc, xterm: ds.xterm, xtermFit: ds.xtermFit, xtermCss: ds.xtermCss, ironrdp: ds.ironrdp },
   rdpUser: ds.rdpUser,
+  // false: the gateway signs in to the host; the page asks nothing.
+  credssp: ds.credssp !== 'false',
 };
 
 async function newTicket() {
