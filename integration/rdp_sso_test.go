@@ -308,3 +308,30 @@ func clickOpen(t *testing.T, ctx context.Context, id string) {
 	run(t, ctx, 10*time.Second, chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).click(); true`, sel), nil))
 	waitJS(t, ctx, 20*time.Second, `document.getElementById('session') !== null`, "session page for "+id)
 }
+
+// TestRDPSSOXrdpTLSOnlyOpensWithoutLoginScreen: xrdp offers TLS only, so
+// the gateway does no NLA; the Client Info autologon alone takes the
+// session past xrdp's login screen straight to its desktop. (With "ask"
+// the same host stops at its login screen and this test fails.)
+func TestRDPSSOXrdpTLSOnlyOpensWithoutLoginScreen(t *testing.T) {
+	srv := startXRDP(t)
+	p := startPortico(t)
+	p.seedUser(t)
+	p.do(t, "POST", "/api/v1/resources", map[string]any{"id": "desk", "name": "Linux desktop", "protocol": "rdp", "host": "127.0.0.1",
+		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "stored", "username": "test", "password": storedSecret}}, nil)
+	exec.Command("xsetroot", "-display", srv.Display, "-solid", "#c00000").Run()
+	ctx := browser(t)
+	signIn(t, ctx, p)
+	clickOpen(t, ctx, "desk")
+	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'on'`, "xrdp session connected")
+	// Nothing is typed: the VNC backend behind xrdp's login is reached.
+	waitFor(t, 30*time.Second, "xrdp's VNC backend connected without its login screen", func() bool {
+		return strings.Contains(srv.log(), "VNC connection complete, connected ok")
+	})
+	waitJS(t, ctx, 30*time.Second, `(() => { const c = window.__portico.canvas; if (!c || c.width < 100) return false;
+		const d = c.getContext('2d').getImageData(c.width/2, c.height/2, 1, 1).data; return d[0] > 150 && d[1] < 60 && d[2] < 60; })()`, "the Xvnc desktop's red in the canvas")
+	ev := auditEvents(t, p, "session.signin")
+	if len(ev) != 1 || !strings.Contains(fmt.Sprint(ev), "TLS, Client Info autologon") {
+		t.Fatalf("sign-in audit %v", ev)
+	}
+}
