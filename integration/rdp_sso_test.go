@@ -335,3 +335,25 @@ func TestRDPSSOXrdpTLSOnlyOpensWithoutLoginScreen(t *testing.T) {
 		t.Fatalf("sign-in audit %v", ev)
 	}
 }
+
+// TestRemoteAppBrowserSessionSetsTheInitialProgram: an application opened
+// in the browser reaches the host with its program as the Client Info's
+// alternate shell and working directory, as xrdp's own log records them.
+func TestRemoteAppBrowserSessionSetsTheInitialProgram(t *testing.T) {
+	srv := startXRDP(t)
+	p := startPortico(t)
+	p.seedUser(t)
+	p.do(t, "POST", "/api/v1/resources", map[string]any{"id": "term", "name": "Terminal", "kind": "application", "protocol": "rdp", "host": "127.0.0.1",
+		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "stored", "username": "test", "password": storedSecret},
+		"remoteApp": map[string]any{"program": "||xterm", "path": "/usr/bin/xterm", "args": "-title portico", "workDir": "/tmp"}}, nil)
+	ctx := browser(t)
+	signIn(t, ctx, p)
+	clickOpen(t, ctx, "term")
+	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'on'`, "xrdp session connected")
+	waitFor(t, 20*time.Second, "the alternate shell in xrdp's log", func() bool {
+		return strings.Contains(srv.log(), "Client supplied program: /usr/bin/xterm -title portico")
+	})
+	if !strings.Contains(srv.log(), "Client supplied directory: /tmp") {
+		t.Fatal("xrdp did not receive the working directory")
+	}
+}
