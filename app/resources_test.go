@@ -117,3 +117,17 @@ func TestSlowCallLocksButtonsAndShowsBusy(t *testing.T) {
 		t.Fatalf("the refusal (no user given) must be on screen: %q", p.exOut.Text)
 	}
 }
+
+// TestResourceDialogCredentialHelp: the dialog says what each RDP
+// credential mode means, and that stored and portal users are not asked.
+func TestResourceDialogCredentialHelp(t *testing.T) {
+	for _, c := range []struct {
+		mode, user string
+		asked      bool
+	}{{"ask", "", true}, {"stored", "svc", false}, {"stored", "", true}, {"portal", "", false}} {
+		h := credentialHelp("rdp", c.mode, c.user)
+		if strings.Contains(h, "will not be asked") == c.asked || h == "" {
+			t.Errorf("%s (user %q): %q", c.mode, c.user, h)
+		}
+	}
+}
