@@ -138,8 +138,8 @@ type resourceForm struct {
 	domain, appPath, appArgs, appDir *keyEntry
 	// credHelp says what the chosen credential mode does (and, for
 	// stored and portal, that users will not be asked).
-	credHelp *widget.Label
-	proto, kind, icon, cred, clip, files                   *widget.Select
+	credHelp                             *widget.Label
+	proto, kind, icon, cred, clip, files *widget.Select
 	// errs holds errors without a field of their own; fieldErrs shows the
 	// others under their field, keyed by the API's field path.
 	errs      *widget.Label
