@@ -357,3 +357,36 @@ func TestRemoteAppBrowserSessionSetsTheInitialProgram(t *testing.T) {
 		t.Fatal("xrdp did not receive the working directory")
 	}
 }
+
+// TestRemoteAppPortalListsApplicationsAndDesktopsApart: the portal shows
+// applications and desktops under their own headings, each card with its
+// icon, and an RDP application's card says how it opens in the browser.
+func TestRemoteAppPortalListsApplicationsAndDesktopsApart(t *testing.T) {
+	p := startPortico(t)
+	p.seedUser(t)
+	for _, r := range []map[string]any{
+		{"id": "word", "name": "Word", "kind": "application", "icon": "office", "protocol": "rdp", "host": "127.0.0.1", "groups": []string{"staff"},
+			"credentials": map[string]any{"mode": "portal"}, "remoteApp": map[string]any{"program": "||winword"}},
+		{"id": "calc", "name": "Spreadsheets", "kind": "application", "icon": "chart", "protocol": "rdp", "host": "127.0.0.1", "groups": []string{"staff"},
+			"credentials": map[string]any{"mode": "portal"}, "remoteApp": map[string]any{"program": "||excel"}},
+		{"id": "desk", "name": "Office desktop", "protocol": "rdp", "host": "127.0.0.1", "groups": []string{"staff"}, "credentials": map[string]any{"mode": "portal"}},
+		{"id": "build", "name": "Build server", "kind": "desktop", "protocol": "ssh", "host": "127.0.0.1", "groups": []string{"staff"}},
+	} {
+		p.do(t, "POST", "/api/v1/resources", r, nil)
+	}
+	ctx := browser(t)
+	signIn(t, ctx, p)
+	var groups string
+	run(t, ctx, 5*time.Second, chromedp.Evaluate(`[...document.querySelectorAll('#resources .group')].map(g => g.querySelector('h2').textContent + ':' +
+		[...g.querySelectorAll('.res')].map(li => li.dataset.id + '=' + li.querySelector('img').getAttribute('src').split('/').pop().split('.')[0]).join(',')).join(' | ')`, &groups))
+	if groups != "Applications:word=office,calc=chart | Desktops:build=terminal,desk=desktop" &&
+		groups != "Applications:calc=chart,word=office | Desktops:build=terminal,desk=desktop" {
+		t.Fatalf("groups %q", groups)
+	}
+	var note string
+	run(t, ctx, 5*time.Second, chromedp.Text(`li.res[data-id="word"] .note`, &note, chromedp.ByQuery))
+	if !strings.Contains(note, "full-window in its own session") || !strings.Contains(note, "RD Session Hosts") {
+		t.Fatalf("application card note %q", note)
+	}
+	screenshot(t, ctx, "portal-applications")
+}

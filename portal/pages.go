@@ -117,8 +117,10 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 		p.sessions.Update(s, func(s *Session) { s.Notice = "" })
 	}
 	snapshot := snap(r)
+	list := p.assigned(snapshot, s)
 	p.render(w, r, http.StatusOK, "home.html", pageData{Title: "Your desktops and applications", Session: s, Notice: notice, Data: homeData{
-		Resources:   p.assigned(snapshot, s),
+		Resources:   list,
+		Groups:      grouped(list),
 		NewTab:      snapshot.Effective.Portal.Client.OpenInNewTab,
 		IPDetectURL: ipDetectURL(snapshot),
 		RDPFile:     snapshot.Effective.Portal.Client.LaunchMethod != config.LaunchBrowser && snapshot.Effective.Portal.NLB.AlternatePortEnabled,
@@ -128,6 +130,8 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 
 type homeData struct {
 	Resources   []resourceView
+	// Groups is Resources as the page lists them: applications, desktops.
+	Groups []resourceGroup
 	NewTab      bool
 	IPDetectURL string
 	// RDPFile offers "Download .rdp" for RDP resources (native launches
@@ -153,14 +157,54 @@ type resourceView struct {
 	Icon        string `json:"icon"`
 	Kind        string `json:"kind"`
 	Protocol    string `json:"protocol"`
+	// Note says how the resource opens where that is not obvious (a
+	// RemoteApp program in the browser).
+	Note string `json:"note,omitempty"`
 }
+
+// resourceGroup is one heading of the resource list: applications and
+// desktops are listed apart, as users look for one or the other.
+type resourceGroup struct {
+	Title     string
+	Resources []resourceView
+}
+
+// grouped splits a resource list into its applications and desktops
+// (applications first), leaving out an empty group.
+func grouped(list []resourceView) []resourceGroup {
+	var apps, desks []resourceView
+	for _, r := range list {
+		if r.Kind == string(config.KindApplication) {
+			apps = append(apps, r)
+		} else {
+			desks = append(desks, r)
+		}
+	}
+	var out []resourceGroup
+	if len(apps) > 0 {
+		out = append(out, resourceGroup{Title: "Applications", Resources: apps})
+	}
+	if len(desks) > 0 {
+		out = append(out, resourceGroup{Title: "Desktops", Resources: desks})
+	}
+	return out
+}
+
+// remoteAppNote is what an RDP application's card says: IronRDP's web
+// client has no RemoteApp windows, so the program is the session's
+// initial program instead.
+const remoteAppNote = "In the browser it opens full-window in its own session (Windows RD Session Hosts)."
 
 // assigned lists the resources assigned to the session's user, by name.
 func (p *Portal) assigned(s *config.Snapshot, sess *Session) []resourceView {
 	out := []resourceView{}
 	for _, r := range s.Resources {
 		if isAssigned(r, sess) {
-			out = append(out, resourceView{ID: r.ID, Name: r.Name, Description: r.Description, Icon: r.Icon, Kind: string(r.Kind), Protocol: string(r.Protocol)})
+			v := resourceView{ID: r.ID, Name: r.Name, Description: r.Description, Icon: r.Icon, Kind: string(r.Kind), Protocol: string(r.Protocol)}
+			if r.Protocol == config.ProtocolRDP && r.Kind == config.KindApplication && r.RemoteApp != nil {
+				v.Note = remoteAppNote
+			}
+			out = append(out, v)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
