@@ -129,9 +129,9 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 }
 
 type homeData struct {
-	Resources   []resourceView
+	Resources []resourceView
 	// Groups is Resources as the page lists them: applications, desktops.
-	Groups []resourceGroup
+	Groups      []resourceGroup
 	NewTab      bool
 	IPDetectURL string
 	// RDPFile offers "Download .rdp" for RDP resources (native launches
