@@ -146,6 +146,9 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 	filtered := rdp.NewFilter(rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer,
 		KeyboardLayout: keyboardLayout(r), Logon: logon}, p.Logger).Wrap(host)
 	err = relay.Pipe(ctx, stream, &countingConn{Conn: filtered, up: sess.Up(), down: sess.Down()}, nil)
+	if logon != nil {
+		logon.Creds.Zero() // the filter did at the Client Info PDU, unless the session ended before it
+	}
 	end(err)
 }
 
