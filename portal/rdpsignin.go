@@ -47,7 +47,7 @@ func qualified(domain, user string) string {
 // executable path (or the alias without its "||") and its arguments.
 func rdpInitialProgram(res config.Resource) (shell, dir string) {
 	ra := res.RemoteApp
-	if ra == nil || res.Kind != config.KindApplication {
+	if ra == nil || ra.Program == "" || res.Protocol != config.ProtocolRDP {
 		return "", ""
 	}
 	exe := ra.Path

@@ -26,7 +26,7 @@ func TestRemoteAppRDPFileAndLaunchURL(t *testing.T) {
 		}
 	}
 	desk := notepad()
-	desk.Kind = config.KindDesktop
+	desk.Kind, desk.RemoteApp = config.KindDesktop, nil
 	if f := RDPFile("gw.example:443", "ticket", "alice", desk); strings.Contains(f, "remoteapplication") {
 		t.Errorf("a desktop's .rdp file has RemoteApp keys: %q", f)
 	}

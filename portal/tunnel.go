@@ -179,7 +179,7 @@ func RDPFile(addr, ticket, user string, res config.Resource) string {
 // desktop.
 func rdpRemoteApp(res config.Resource) *native.RDPRemoteApp {
 	ra := res.RemoteApp
-	if ra == nil || res.Protocol != config.ProtocolRDP || res.Kind != config.KindApplication {
+	if ra == nil || ra.Program == "" || res.Protocol != config.ProtocolRDP {
 		return nil
 	}
 	return &native.RDPRemoteApp{Program: ra.Program, Name: res.Name, CmdLine: ra.Args, WorkDir: ra.WorkDir}
