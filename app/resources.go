@@ -136,7 +136,13 @@ func (p *resourcesPage) refresh() {
 type resourceForm struct {
 	name, desc, host, port, user, pass, users, groups, app *keyEntry
 	key                                                    *keyEntry
-	proto, kind, icon, cred, clip, files                   *widget.Select
+	// domain is the RDP account's domain; appPath, appArgs and appDir
+	// complete the RemoteApp program.
+	domain, appPath, appArgs, appDir *keyEntry
+	// credHelp says what the chosen credential mode does (and, for
+	// stored and portal, that users will not be asked).
+	credHelp                             *widget.Label
+	proto, kind, icon, cred, clip, files *widget.Select
 	// errs holds errors without a field of their own; fieldErrs shows the
 	// others under their field, keyed by the API's field path.
 	errs      *widget.Label
@@ -157,6 +163,7 @@ func (p *resourcesPage) edit(r *resourceRow) {
 		name: newKeyEntry(), desc: newKeyEntry(), host: newKeyEntry(), port: newKeyEntry(),
 		user: newKeyEntry(), pass: newKeyPassword(), key: newKeyMultiLine(),
 		users: newKeyEntry(), groups: newKeyEntry(), app: newKeyEntry(),
+		domain: newKeyEntry(), appPath: newKeyEntry(), appArgs: newKeyEntry(), appDir: newKeyEntry(), credHelp: wrapped(""),
 		proto: widget.NewSelect([]string{"rdp", "vnc", "ssh"}, nil), kind: widget.NewSelect([]string{"desktop", "application"}, nil),
 		icon: widget.NewSelect(config.Icons, nil), cred: widget.NewSelect([]string{"stored", "ask", "portal"}, nil),
 		clip: widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil), files: widget.NewSelect(labelsOf(config.Transfers, transferLabels), nil),
@@ -179,15 +186,23 @@ func (p *resourcesPage) edit(r *resourceRow) {
 	}
 	f.port.SetPlaceHolder("default for the protocol")
 	f.user.SetText(cur.Credentials.Username)
+	f.domain.SetText(cur.Credentials.Domain)
+	f.domain.SetPlaceHolder("RDP: Windows domain, empty for a local account")
+	f.app.SetPlaceHolder("alias, e.g. ||notepad")
 	f.key.SetMinRowsVisible(3)
 	f.users.SetText(strings.Join(cur.Users, ", "))
 	f.groups.SetText(strings.Join(cur.Groups, ", "))
 	if cur.RemoteApp != nil {
 		f.app.SetText(cur.RemoteApp.Program)
+		f.appPath.SetText(cur.RemoteApp.Path)
+		f.appArgs.SetText(cur.RemoteApp.Args)
+		f.appDir.SetText(cur.RemoteApp.WorkDir)
 	}
 	f.proto.SetSelected(string(cur.Protocol))
 	f.kind.SetSelected(string(cur.Kind))
 	f.icon.SetSelected(cur.Icon)
+	f.cred.OnChanged = func(string) { f.credHelp.SetText(credentialHelp(f.proto.Selected, f.cred.Selected, f.user.Text)) }
+	f.user.OnChanged = func(string) { f.cred.OnChanged(f.cred.Selected) }
 	f.cred.SetSelected(string(cur.Credentials.Mode))
 	f.clip.SetSelected(transferLabels[cur.Clipboard])
 	f.files.SetSelected(transferLabels[cur.FileTransfer])
@@ -218,11 +233,15 @@ func (p *resourcesPage) edit(r *resourceRow) {
 	item("Icon", "icon", f.icon)
 	item("Host", "host", f.host)
 	item("Port", "port", f.port)
-	item("Credentials", "credentials.mode", f.cred)
+	item("Credentials", "credentials.mode", container.NewVBox(f.cred, f.credHelp))
 	item("User name", "credentials.username", f.user, config.ProtocolRDP, config.ProtocolSSH)
+	item("Domain", "credentials.domain", f.domain, config.ProtocolRDP)
 	item("Password", "credentials.password", f.pass)
 	item("SSH private key", "credentials.privateKey", f.key, config.ProtocolSSH)
-	item("RemoteApp program (.rdp files)", "remoteApp", f.app, config.ProtocolRDP)
+	item("RemoteApp program", "remoteApp", f.app, config.ProtocolRDP)
+	item("Program path", "remoteApp.path", f.appPath, config.ProtocolRDP)
+	item("Arguments", "remoteApp.args", f.appArgs, config.ProtocolRDP)
+	item("Working folder", "remoteApp.workDir", f.appDir, config.ProtocolRDP)
 	item("Clipboard", "clipboard", f.clip)
 	item("File transfer", "fileTransfer", f.files, config.ProtocolRDP, config.ProtocolSSH)
 	item("Users", "users", f.users)
@@ -253,6 +272,7 @@ func (p *resourcesPage) edit(r *resourceRow) {
 		if !slices.Contains(modes, f.cred.Selected) {
 			f.cred.SetSelected("stored")
 		}
+		f.credHelp.SetText(credentialHelp(proto, f.cred.Selected, f.user.Text))
 		grid.Refresh()
 	}
 	showProtocol(f.proto.Selected)
@@ -305,6 +325,9 @@ func (f *resourceForm) body(cur config.Resource) (map[string]any, map[string]str
 	if proto != config.ProtocolVNC {
 		cred["username"] = strings.TrimSpace(f.user.Text)
 	}
+	if proto == config.ProtocolRDP {
+		cred["domain"] = strings.TrimSpace(f.domain.Text)
+	}
 	if f.pass.Text != "" {
 		cred["password"] = f.pass.Text
 	}
@@ -313,7 +336,8 @@ func (f *resourceForm) body(cur config.Resource) (map[string]any, map[string]str
 	}
 	body["credentials"] = cred
 	if a := strings.TrimSpace(f.app.Text); a != "" && proto == config.ProtocolRDP {
-		body["remoteApp"] = map[string]string{"program": a}
+		body["remoteApp"] = map[string]string{"program": a, "path": strings.TrimSpace(f.appPath.Text),
+			"args": strings.TrimSpace(f.appArgs.Text), "workDir": strings.TrimSpace(f.appDir.Text)}
 	}
 	return body, nil
 }
@@ -401,4 +425,19 @@ func placeFieldErrors(under map[string]*canvas.Text, fields map[string]string) [
 		t.Refresh()
 	}
 	return rest
+}
+
+// credentialHelp explains the chosen credential mode of a resource.
+func credentialHelp(proto, mode, user string) string {
+	if proto != string(config.ProtocolRDP) {
+		return "The gateway signs in to the host with the user name and password (or key) stored here."
+	}
+	r := config.Resource{Protocol: config.ProtocolRDP, Credentials: config.Credentials{Mode: config.CredentialMode(mode), Username: strings.TrimSpace(user)}}
+	help := r.RDPSignIn().Help()
+	if r.GatewaySignsIn() {
+		help += " Users will not be asked for a password."
+	} else if mode == string(config.CredStored) {
+		help = "Without a stored user name the page asks, as with \"ask\". " + help
+	}
+	return help
 }

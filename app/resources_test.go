@@ -127,6 +127,20 @@ func TestSlowCallLocksButtonsAndShowsBusy(t *testing.T) {
 	}
 }
 
+// TestResourceDialogCredentialHelp: the dialog says what each RDP
+// credential mode means, and that stored and portal users are not asked.
+func TestResourceDialogCredentialHelp(t *testing.T) {
+	for _, c := range []struct {
+		mode, user string
+		asked      bool
+	}{{"ask", "", true}, {"stored", "svc", false}, {"stored", "", true}, {"portal", "", false}} {
+		h := credentialHelp("rdp", c.mode, c.user)
+		if strings.Contains(h, "will not be asked") == c.asked || h == "" {
+			t.Errorf("%s (user %q): %q", c.mode, c.user, h)
+		}
+	}
+}
+
 // TestResourceDialogShowsTheProtocolsFields: the dialog offers only what
 // the chosen protocol uses (no SSH key or RemoteApp for VNC; ask/portal
 // sign-in for RDP only), follows a change of protocol in place, and the

@@ -148,11 +148,7 @@ func viewer(goos string, l native.LaunchURL, port int, getenv func(string) strin
 			if err != nil {
 				return nil, none, fmt.Errorf("write the .rdp file: %w", err)
 			}
-			body := "full address:s:" + addr + "\r\nprompt for credentials:i:1\r\n"
-			if l.User != "" {
-				body += "username:s:" + l.User + "\r\n"
-			}
-			_, err = f.WriteString(body)
+			_, err = f.WriteString(rdpFile(l, addr).String())
 			f.Close()
 			if err != nil {
 				os.Remove(f.Name())
@@ -167,11 +163,34 @@ func viewer(goos string, l native.LaunchURL, port int, getenv func(string) strin
 			if l.User != "" {
 				args = append(args, "/u:"+l.User)
 			}
+			if l.App != "" {
+				// FreeRDP 3 takes the RemoteApp as one comma-separated option.
+				if strings.ContainsRune(l.App+l.AppArgs+l.AppDir+l.Name, ',') {
+					return nil, none, errors.New("this application's program, arguments or folder contain a comma, which xfreerdp3's /app: option cannot carry; use xfreerdp 2 or the .rdp file")
+				}
+				app := "/app:program:" + l.App + ",name:" + l.Name
+				if l.AppArgs != "" {
+					app += ",cmd:" + l.AppArgs
+				}
+				if l.AppDir != "" {
+					app += ",workdir:" + l.AppDir
+				}
+				args = append(args, app)
+			}
 			return exec.Command(p, args...), none, nil
 		case "xfreerdp":
 			args := []string{"/v:" + addr, "/cert-tofu", "/t:" + l.Name}
 			if l.User != "" {
 				args = append(args, "/u:"+l.User)
+			}
+			if l.App != "" {
+				args = append(args, "/app:"+l.App, "/app-name:"+l.Name)
+				if l.AppArgs != "" {
+					args = append(args, "/app-cmd:"+l.AppArgs)
+				}
+				if l.AppDir != "" {
+					args = append(args, "/shell-dir:"+l.AppDir)
+				}
 			}
 			return exec.Command(p, args...), none, nil
 		case "remmina":
@@ -212,4 +231,14 @@ func hostKeyAlias(name string) string {
 func isCharDevice(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// rdpFile is the .rdp file mstsc opens for launch l through the tunnel's
+// local addr, in RemoteApp mode when l names a program.
+func rdpFile(l native.LaunchURL, addr string) native.RDPFile {
+	f := native.RDPFile{FullAddress: addr, Username: l.User, PromptForCredentials: true}
+	if l.App != "" {
+		f.RemoteApp = &native.RDPRemoteApp{Program: l.App, Name: l.Name, CmdLine: l.AppArgs, WorkDir: l.AppDir}
+	}
+	return f
 }

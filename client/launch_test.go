@@ -63,7 +63,7 @@ func TestViewerMstscFile(t *testing.T) {
 		t.Fatalf("mstsc command %v", cmd.Args)
 	}
 	b, err := os.ReadFile(cmd.Args[1])
-	if err != nil || string(b) != "full address:s:127.0.0.1:4000\r\nprompt for credentials:i:1\r\nusername:s:OFFICE\\bob\r\n" {
+	if err != nil || string(b) != "full address:s:127.0.0.1:4000\r\nusername:s:OFFICE\\bob\r\nprompt for credentials:i:1\r\n" {
 		t.Fatalf(".rdp file %q %v", b, err)
 	}
 	cleanup()
@@ -91,5 +91,54 @@ func TestViewerOverrideKeepsURLFieldsOutOfTheCommand(t *testing.T) {
 	l.Proto = "vnc"
 	if cmd, _, _ := viewer("linux", l, 4000, func(k string) string { return env[k] }, nil); strings.Join(cmd.Args, " ") != "sh -c generic" {
 		t.Fatalf("generic override %v", cmd.Args)
+	}
+}
+
+// TestRemoteAppNativeCommandLines: an application launch opens its
+// program in RemoteApp mode in every viewer the client starts.
+func TestRemoteAppNativeCommandLines(t *testing.T) {
+	l := native.LaunchURL{Proto: "rdp", Name: "Notepad", App: "||notepad", AppArgs: "C:\\notes.txt", AppDir: "C:\\Users"}
+	look := func(want string) func(string) (string, error) {
+		return func(n string) (string, error) {
+			if n == want {
+				return "/usr/bin/" + n, nil
+			}
+			return "", os.ErrNotExist
+		}
+	}
+	cmd, _, err := viewer("linux", l, 4000, func(string) string { return "" }, look("xfreerdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(cmd.Args, " ")
+	for _, want := range []string{"/app:||notepad", "/app-name:Notepad", "/app-cmd:C:\\notes.txt", "/shell-dir:C:\\Users"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("xfreerdp %q lacks %q", got, want)
+		}
+	}
+	cmd, _, err = viewer("linux", l, 4000, func(string) string { return "" }, look("xfreerdp3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cmd.Args, " "); !strings.Contains(got, "/app:program:||notepad,name:Notepad,cmd:C:\\notes.txt,workdir:C:\\Users") {
+		t.Errorf("xfreerdp3 %q", got)
+	}
+	cmd, cleanup, err := viewer("windows", l, 4000, func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	b, _ := os.ReadFile(cmd.Args[1])
+	for _, want := range []string{"remoteapplicationmode:i:1\r\n", "remoteapplicationprogram:s:||notepad\r\n", "remoteapplicationname:s:Notepad\r\n",
+		"remoteapplicationcmdline:s:C:\\notes.txt\r\n", "shell working directory:s:C:\\Users\r\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("mstsc's .rdp file %q lacks %q", b, want)
+		}
+	}
+	// A desktop launch has none of it.
+	cmd, cleanup2, _ := viewer("windows", native.LaunchURL{Proto: "rdp", Name: "Desk"}, 4000, func(string) string { return "" }, nil)
+	defer cleanup2()
+	if b, _ := os.ReadFile(cmd.Args[1]); strings.Contains(string(b), "remoteapplication") {
+		t.Errorf("a desktop's .rdp file has RemoteApp keys: %q", b)
 	}
 }

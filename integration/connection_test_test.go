@@ -40,6 +40,13 @@ func TestResourceConnectionTest(t *testing.T) {
 			t.Errorf("%s: got %+v, want %s with %q", c.id, got, c.result, c.message)
 		}
 	}
+	// The RDP host's answer says whether it asks for NLA (freerdp-shadow
+	// with /sec:nla refuses TLS alone) and what that means for the mode.
+	var nla admin.ConnectionTest
+	p.do(t, "POST", "/api/v1/resources/win/test", nil, &nla)
+	if nla.NLA != "required" || !strings.Contains(nla.Message, "users type their credentials") {
+		t.Errorf("NLA host: %+v", nla)
+	}
 	// The same for a resource not saved yet (the GUI's dialog before Save).
 	var got admin.ConnectionTest
 	p.do(t, "POST", "/api/v1/resources/test", map[string]any{"protocol": "ssh", "host": "127.0.0.1", "port": ssh.Port}, &got)

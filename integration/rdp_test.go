@@ -24,6 +24,13 @@ type rdpServer struct {
 
 func startRDP(t testing.TB, colour string) rdpServer {
 	t.Helper()
+	return startRDPWith(t, colour, "test:test")
+}
+
+// startRDPWith is startRDP with the SAM file's accounts given as
+// "user:password" or "user:password:DOMAIN".
+func startRDPWith(t testing.TB, colour string, accounts ...string) rdpServer {
+	t.Helper()
 	need(t, "Xvfb", "xvfb")
 	need(t, "winpr-hash", "winpr-utils")
 	need(t, "freerdp-shadow-cli", "freerdp2-shadow-x11")
@@ -32,7 +39,7 @@ func startRDP(t testing.TB, colour string) rdpServer {
 	// shadow server loses its display on the way up, start both again.
 	var logs string
 	for attempt := 0; attempt < 3; attempt++ {
-		srv, out, ok := tryStartRDP(t, colour)
+		srv, out, ok := tryStartRDP(t, colour, accounts)
 		if ok {
 			return srv
 		}
@@ -44,7 +51,7 @@ func startRDP(t testing.TB, colour string) rdpServer {
 
 // tryStartRDP starts Xvfb and freerdp-shadow-cli on it; on failure it
 // stops both and returns the server's output.
-func tryStartRDP(t testing.TB, colour string) (rdpServer, string, bool) {
+func tryStartRDP(t testing.TB, colour string, accounts []string) (rdpServer, string, bool) {
 	t.Helper()
 	dir := t.TempDir()
 	r, w, _ := os.Pipe()
@@ -65,9 +72,18 @@ func tryStartRDP(t testing.TB, colour string) (rdpServer, string, bool) {
 		stopX()
 		return rdpServer{}, fmt.Sprintf("xsetroot: %v %s", err, out), false
 	}
-	sam, err := exec.Command("winpr-hash", "-u", "test", "-p", "test", "-f", "sam").Output()
-	if err != nil {
-		t.Fatalf("winpr-hash: %v", err)
+	var sam []byte
+	for _, a := range accounts {
+		f := strings.Split(a, ":")
+		args := []string{"-u", f[0], "-p", f[1], "-f", "sam"}
+		if len(f) > 2 {
+			args = append(args, "-d", f[2])
+		}
+		line, err := exec.Command("winpr-hash", args...).Output()
+		if err != nil {
+			t.Fatalf("winpr-hash: %v", err)
+		}
+		sam = append(sam, line...)
 	}
 	samFile := filepath.Join(dir, "sam")
 	os.WriteFile(samFile, sam, 0o600)

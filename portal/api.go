@@ -140,10 +140,9 @@ type sessionView struct {
 	// RDPUser prefills the RDP sign-in (NLA runs in the browser, so the
 	// user types the password; stored passwords are never sent to it).
 	RDPUser string
-	// RDPNoCredSSP makes the RDP page connect without CredSSP and without
-	// asking for Windows credentials (data-credssp="false"): for a gateway
-	// that authenticates to the host itself. False keeps NLA in the page.
-	RDPNoCredSSP bool
+	// GatewaySignsIn: the gateway signs in to the host (stored or portal
+	// credentials); the page starts the web client with CredSSP off.
+	GatewaySignsIn bool
 	// Keyboards are the keyboard layouts the RDP page offers.
 	Keyboards []rdp.KeyboardLayout
 }
@@ -175,10 +174,12 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 		v.Upload, v.Download = d.FileTransfer.ClientToServer(), d.FileTransfer.ServerToClient()
 	}
 	if res.Protocol == config.ProtocolRDP {
-		v.RDPUser = res.Credentials.Username
 		v.Keyboards = rdp.KeyboardLayouts()
-		if res.Credentials.Mode == config.CredPortal {
-			v.RDPUser = s.User
+		// The gateway signs in: the web client starts without CredSSP
+		// and the page asks nothing. No credential is in the page.
+		v.GatewaySignsIn = res.GatewaySignsIn()
+		if !v.GatewaySignsIn {
+			v.RDPUser = res.Credentials.Username
 		}
 	}
 	p.render(w, r, http.StatusOK, "session.html", pageData{Title: res.Name, Session: s, Data: v})

@@ -87,6 +87,9 @@ type SessionStore struct {
 	epochs func() map[string]int64
 	mu     sync.Mutex
 	m      map[string]*Session
+	// secrets holds each live sign-in's password, sealed in memory,
+	// for RDP resources that sign in with the portal sign-in.
+	secrets *signInSecrets
 }
 
 // NewSessionStore returns a session store over st. epochs returns the
@@ -94,7 +97,7 @@ type SessionStore struct {
 // (deleted) or has another epoch (password changed, account disabled and
 // enabled again, re-created) is ended when it is next used.
 func NewSessionStore(st *store.Store, epochs func() map[string]int64) *SessionStore {
-	return &SessionStore{st: st, now: time.Now, epochs: epochs, m: map[string]*Session{}}
+	return &SessionStore{st: st, now: time.Now, epochs: epochs, m: map[string]*Session{}, secrets: newSignInSecrets()}
 }
 
 // revoked reports whether s's account has left the epoch it signed in under.
@@ -230,11 +233,19 @@ func (ss *SessionStore) Update(s *Session, fn func(*Session)) error {
 	return ss.st.PutSession(s.id, &snapshot)
 }
 
+// KeepPassword keeps the sign-in password of session id sealed in memory
+// until the session ends; it is never written to the store.
+func (ss *SessionStore) KeepPassword(id, password string) { ss.secrets.put(id, password) }
+
+// SignInPassword returns the password kept for a live session.
+func (ss *SessionStore) SignInPassword(id string) (string, bool) { return ss.secrets.open(id) }
+
 // Delete ends a session by ID.
 func (ss *SessionStore) Delete(id string) {
 	ss.mu.Lock()
 	delete(ss.m, id)
 	ss.mu.Unlock()
+	ss.secrets.drop(id)
 	ss.st.DeleteSession(id)
 }
 
@@ -244,6 +255,7 @@ func (ss *SessionStore) DeleteUser(user string) {
 	for id, s := range ss.m {
 		if strings.EqualFold(s.User, user) {
 			delete(ss.m, id)
+			ss.secrets.drop(id)
 		}
 	}
 	ss.mu.Unlock()

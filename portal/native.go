@@ -116,7 +116,11 @@ func nativeLaunchURL(r *http.Request, nlb config.NLBSettings, fp, ticket string,
 	if strings.HasPrefix(user, "-") || strings.ContainsAny(user, " @") {
 		user = "" // the client refuses such a prefill; the viewer asks instead
 	}
-	return native.LaunchURL{Gateway: NativeAddr(r, nlb), Fingerprint: fp, Ticket: ticket, Proto: string(res.Protocol), Name: res.Name, User: user}.String()
+	l := native.LaunchURL{Gateway: NativeAddr(r, nlb), Fingerprint: fp, Ticket: ticket, Proto: string(res.Protocol), Name: res.Name, User: user}
+	if ra := rdpRemoteApp(res); ra != nil {
+		l.App, l.AppArgs, l.AppDir = ra.Program, ra.CmdLine, ra.WorkDir
+	}
+	return l.String()
 }
 
 // fingerprint is the gateway's TLS leaf SHA-256 as 64 lower-case hex digits.

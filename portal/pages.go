@@ -190,9 +190,9 @@ func (p *Portal) resourceList(s *config.Snapshot, sess *Session) renderedList {
 	l.resources = p.assigned(s, sess)
 	var b strings.Builder
 	if err := p.tpl.ExecuteTemplate(&b, "resource-list", struct {
-		Resources       []resourceView
+		Groups          []resourceGroup
 		RDPFile, NewTab bool
-	}{l.resources, rdpFile, newTab}); err != nil {
+	}{grouped(l.resources), rdpFile, newTab}); err != nil {
 		p.Logger.Error("render resource list", "err", err)
 		return l // not cached: the page shows what rendered
 	}
@@ -214,14 +214,54 @@ type resourceView struct {
 	Icon        string `json:"icon"`
 	Kind        string `json:"kind"`
 	Protocol    string `json:"protocol"`
+	// Note says how the resource opens where that is not obvious (a
+	// RemoteApp program in the browser).
+	Note string `json:"note,omitempty"`
 }
+
+// resourceGroup is one heading of the resource list: applications and
+// desktops are listed apart, as users look for one or the other.
+type resourceGroup struct {
+	Title     string
+	Resources []resourceView
+}
+
+// grouped splits a resource list into its applications and desktops
+// (applications first), leaving out an empty group.
+func grouped(list []resourceView) []resourceGroup {
+	var apps, desks []resourceView
+	for _, r := range list {
+		if r.Kind == string(config.KindApplication) {
+			apps = append(apps, r)
+		} else {
+			desks = append(desks, r)
+		}
+	}
+	var out []resourceGroup
+	if len(apps) > 0 {
+		out = append(out, resourceGroup{Title: "Applications", Resources: apps})
+	}
+	if len(desks) > 0 {
+		out = append(out, resourceGroup{Title: "Desktops", Resources: desks})
+	}
+	return out
+}
+
+// remoteAppNote is what an RDP application's card says: IronRDP's web
+// client has no RemoteApp windows, so the program is the session's
+// initial program instead.
+const remoteAppNote = "In the browser it opens full-window in its own session (Windows RD Session Hosts)."
 
 // assigned lists the resources assigned to the session's user, by name.
 func (p *Portal) assigned(s *config.Snapshot, sess *Session) []resourceView {
 	out := []resourceView{}
 	for _, r := range s.Resources {
 		if isAssigned(r, sess) {
-			out = append(out, resourceView{ID: r.ID, Name: r.Name, Description: r.Description, Icon: r.Icon, Kind: string(r.Kind), Protocol: string(r.Protocol)})
+			v := resourceView{ID: r.ID, Name: r.Name, Description: r.Description, Icon: r.Icon, Kind: string(r.Kind), Protocol: string(r.Protocol)}
+			if r.Protocol == config.ProtocolRDP && r.Kind == config.KindApplication && r.RemoteApp != nil {
+				v.Note = remoteAppNote
+			}
+			out = append(out, v)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
@@ -292,11 +332,15 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		}
 		notice = "This portal uses the " + map[bool]string{true: `DOMAIN\user`, false: "user@domain"}[pre2000] + " sign-in format: next time sign in as " + right + "."
 	}
-	value, _, err := p.sessions.Create(Session{User: u.Username, Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice, Epoch: u.Epoch})
+	value, created, err := p.sessions.Create(Session{User: u.Username, Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice, Epoch: u.Epoch})
 	if err != nil {
 		p.errorPage(w, r, http.StatusInternalServerError, "Sign-in failed", "The gateway could not start your session. Please try again.", "")
 		return
 	}
+	// For RDP resources in "portal" credential mode; sealed, in memory only.
+	p.sessions.KeepPassword(created.ID(), password)
+	// For RDP resources in "portal" credential mode; sealed, in memory only.
+	p.sessions.KeepPassword(created.ID(), password)
 	p.audit(store.Event{Type: "signin.ok", User: u.Username, ClientIP: ip})
 	if n := p.sessions.Limit(u.Username, s.Gateway.EffectiveSecurity().MaxSignInsPerUser); n > 0 {
 		p.audit(store.Event{Type: "signout", User: u.Username, ClientIP: ip, Detail: fmt.Sprintf("%d older sign-in(s) ended: at most %d per user", n, s.Gateway.EffectiveSecurity().MaxSignInsPerUser)})

@@ -85,6 +85,7 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 	}
 	stream.SetReadDeadline(time.Time{})
 	var granted *opened
+	var signedInAs string
 	auth := func(ctx context.Context, token string) (rdp.Target, error) {
 		o, err := p.grant(r, s, token, config.ProtocolRDP)
 		if err != nil {
@@ -95,11 +96,18 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 			return rdp.Target{}, fmt.Errorf("%w: %v", rdp.ErrUnauthorized, err)
 		}
 		granted = o
-		return rdp.Target{Addr: net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port)), CheckCert: p.rdpCertPin(o.res)}, nil
+		in, how, err := p.rdpSignIn(s, o.res)
+		if err != nil {
+			p.Logger.Error("rdp sign-in credentials", "resource", o.res.ID, "err", err)
+			return rdp.Target{}, fmt.Errorf("%w: %v", rdp.ErrForbidden, err)
+		}
+		signedInAs = how
+		return rdp.Target{Addr: net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port)), CheckCert: p.rdpCertPin(o.res), SignIn: in}, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	resp, host, err := rdp.Accept(ctx, first, auth, func(ctx context.Context, addr string) (net.Conn, error) { return p.Dial(ctx, "tcp", addr) })
+	conn, err := rdp.Options{}.Connect(ctx, first, auth, func(ctx context.Context, addr string) (net.Conn, error) { return p.Dial(ctx, "tcp", addr) })
+	resp, host := conn.Resp, conn.Host
 	if len(resp) > 0 {
 		if _, werr := stream.Write(resp); werr != nil && host != nil {
 			host.Close()
@@ -108,7 +116,11 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 	}
 	if host == nil {
 		if granted != nil {
-			p.audit(store.Event{Type: "session.fail", User: s.User, ClientIP: ip, Resource: granted.res.ID, Detail: "RDP: " + err.Error()})
+			detail := "RDP: " + err.Error()
+			if signedInAs != "" {
+				detail += "; the gateway was signing in with the " + signedInAs
+			}
+			p.audit(store.Event{Type: "session.fail", User: s.User, ClientIP: ip, Resource: granted.res.ID, Detail: detail})
 		}
 		closeWS(ws, websocket.CloseNormalClosure, "")
 		return
@@ -116,9 +128,27 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 	var once sync.Once
 	sess, end := p.register(granted, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
 	// The clipboard policy is enforced on the plaintext RDP stream, not only in the page.
+	logon := conn.Logon
+	if shell, dir := rdpInitialProgram(granted.res); shell != "" {
+		if logon == nil {
+			logon = &rdp.Logon{}
+		}
+		logon.AlternateShell, logon.WorkDir = shell, dir
+	}
+	if logon != nil && signedInAs != "" {
+		how := "TLS, Client Info autologon"
+		if logon.HostProtocol == rdp.ProtocolHybrid {
+			how = "NLA by the gateway"
+		}
+		p.audit(store.Event{Type: "session.signin", User: s.User, ClientIP: ip, Resource: granted.res.ID,
+			Detail: fmt.Sprintf("RDP session %s: the gateway signed in with the %s (%s)", sess.ID(), signedInAs, how)})
+	}
 	filtered := rdp.NewFilter(rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer,
-		KeyboardLayout: keyboardLayout(r)}, p.Logger).Wrap(host)
+		KeyboardLayout: keyboardLayout(r), Logon: logon}, p.Logger).Wrap(host)
 	err = relay.Pipe(ctx, stream, &countingConn{Conn: filtered, up: sess.Up(), down: sess.Down()}, nil)
+	if logon != nil {
+		logon.Creds.Zero() // the filter did at the Client Info PDU, unless the session ended before it
+	}
 	end(err)
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"portico/service/config"
+	"portico/service/native"
 	"portico/service/policy"
 	"portico/service/relay"
 	"portico/service/relay/vnc"
@@ -163,34 +164,25 @@ func (p *Portal) apiRDPFile(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-rdp")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+rdpFileName(res.Name)+`"`)
-	app := ""
-	if res.RemoteApp != nil {
-		app = res.RemoteApp.Program
-	}
-	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user, app, res.Name))
+	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user, res))
 }
 
 // RDPFile is the text of an .rdp file that opens the session behind
-// ticket through the gateway at addr (host:port). With a RemoteApp program
-// the client opens only that program's window (named name), not the
+// ticket through the gateway at addr (host:port); an application resource
+// opens its program in RemoteApp mode.
+func RDPFile(addr, ticket, user string, res config.Resource) string {
+	return native.RDPFile{FullAddress: addr, LoadBalanceInfo: ticket, Username: user, PromptForCredentials: true,
+		AuthenticationLevel: 2, ScreenModeID: 2, RemoteApp: rdpRemoteApp(res)}.String()
+}
+
+// rdpRemoteApp is the RemoteApp part of a native launch of res, nil for a
 // desktop.
-func RDPFile(addr, ticket, user, program, name string) string {
-	var b strings.Builder
-	line := func(k, v string) { b.WriteString(k + ":" + v + "\r\n") }
-	line("full address:s", addr)
-	line("loadbalanceinfo:s", ticket)
-	if user != "" {
-		line("username:s", user)
+func rdpRemoteApp(res config.Resource) *native.RDPRemoteApp {
+	ra := res.RemoteApp
+	if ra == nil || ra.Program == "" || res.Protocol != config.ProtocolRDP {
+		return nil
 	}
-	line("prompt for credentials:i", "1")
-	line("authentication level:i", "2")
-	line("screen mode id:i", "2")
-	if program != "" {
-		line("remoteapplicationmode:i", "1")
-		line("remoteapplicationprogram:s", program)
-		line("remoteapplicationname:s", name)
-	}
-	return b.String()
+	return &native.RDPRemoteApp{Program: ra.Program, Name: res.Name, CmdLine: ra.Args, WorkDir: ra.WorkDir}
 }
 
 // rdpFileName makes a safe file name from a resource name.

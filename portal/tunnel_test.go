@@ -366,13 +366,13 @@ func TestTicketKindsDoNotCross(t *testing.T) {
 // file, so a stock client opens that program alone; without one the file
 // opens the desktop.
 func TestRDPFileRemoteApp(t *testing.T) {
-	got := RDPFile("gw.example.test:4443", "tok", "alice", "||notepad", "Notepad")
+	got := RDPFile("gw.example.test:4443", "tok", "alice", config.Resource{Name: "Notepad", Protocol: config.ProtocolRDP, Kind: config.KindApplication, RemoteApp: &config.RemoteApp{Program: "||notepad"}})
 	for _, want := range []string{"remoteapplicationmode:i:1\r\n", "remoteapplicationprogram:s:||notepad\r\n", "remoteapplicationname:s:Notepad\r\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("RemoteApp .rdp file lacks %q:\n%s", want, got)
 		}
 	}
-	if desk := RDPFile("gw.example.test:4443", "tok", "alice", "", "Desk"); strings.Contains(desk, "remoteapplication") {
+	if desk := RDPFile("gw.example.test:4443", "tok", "alice", config.Resource{Name: "Desk", Protocol: config.ProtocolRDP}); strings.Contains(desk, "remoteapplication") {
 		t.Errorf("a desktop's .rdp file asks for RemoteApp:\n%s", desk)
 	}
 }

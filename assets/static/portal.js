@@ -87,6 +87,7 @@ filter?.addEventListener('input', () => {
     li.hidden = !hit;
     if (hit) shown++;
   }
+  for (const g of document.querySelectorAll('#resources .group')) g.hidden = !g.querySelector('.res:not([hidden])');
   document.getElementById('no-match').hidden = shown > 0;
 });
 

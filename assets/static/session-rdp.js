@@ -86,6 +86,9 @@ function explain(err, nla = false) {
   const d = typeof err?.rdcleanpathDetails === 'function' ? err.rdcleanpathDetails() : undefined;
   if (kind === Kind.WrongPassword || kind === Kind.LogonFailure) return ['Sign-in failed', 'The remote computer refused the user name or password.'];
   if (kind === Kind.AccessDenied) return ['Access denied', 'The remote computer does not let this account sign in.'];
+  // Set by the gateway when it signs in to the host itself.
+  if (d?.httpStatusCode === 511) return ['Sign-in failed', 'The remote computer refused the stored credentials — ask your administrator.'];
+  if (d?.httpStatusCode === 428) return ['Sign-in not possible', 'The remote computer requires Network Level Authentication and the gateway has no password to sign in with. Ask your administrator; if this resource uses your portal sign-in, sign out of the portal and sign in again.'];
   if (d?.httpStatusCode === 401 || d?.httpStatusCode === 403) return ['Not allowed', 'The launch ticket was refused (expired or already used). Open the resource again from the portal.'];
   if (d?.wsaErrorCode === 10061) return ['Host unreachable', 'The remote computer refused the connection: it may be off or not accepting remote desktop connections.'];
   if (d?.wsaErrorCode === 10060) return ['Host unreachable', 'The remote computer did not answer in time.'];

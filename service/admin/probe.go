@@ -36,6 +36,10 @@ type ConnectionTest struct {
 	Detail string `json:"detail"`
 	// Message is the one line an admin reads, e.g. "reachable: RFB 003.008".
 	Message string `json:"message"`
+	// NLA (RDP only, when reachable) says whether the host asks for
+	// Network Level Authentication: "required" (it refuses TLS alone),
+	// "offered" (it chose NLA but also accepts TLS) or "no" (TLS only).
+	NLA string `json:"nla,omitempty"`
 }
 
 // probeTimeout bounds the TCP connect and, separately, the wait for the
@@ -248,6 +252,54 @@ func (a *api) writeTest(w http.ResponseWriter, r *http.Request, res config.Resou
 	ctx, cancel := context.WithTimeout(r.Context(), 2*probeTimeout+time.Second)
 	defer cancel()
 	out := testConnection(ctx, res.Protocol, net.JoinHostPort(res.Host, strconv.Itoa(res.Port)), probeTimeout)
+	if res.Protocol == config.ProtocolRDP && out.Reachable {
+		out.NLA = probeNLA(ctx, out.Address, out.Detail, probeTimeout)
+		out.Message += "; " + nlaAdvice(out.NLA, res)
+	}
 	a.Logger.Info("connection test", "resource", res.ID, "address", out.Address, "result", out.Result)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// probeNLA tells whether an RDP host that chose NLA would also accept TLS
+// alone, by offering it only TLS; detail is the first probe's answer.
+func probeNLA(ctx context.Context, addr, detail string, timeout time.Duration) string {
+	if !strings.Contains(detail, "NLA") {
+		return "no"
+	}
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "offered"
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write(rdp.BuildConnectionRequest("", rdp.ProtocolSSL)); err != nil {
+		return "offered"
+	}
+	pkt, err := rdp.ReadTPKT(conn, 512)
+	if err != nil {
+		return "offered"
+	}
+	if cc, err := rdp.ParseConnectionConfirm(pkt); err == nil && cc.Failed && cc.FailureCode == rdp.FailureHybridRequired {
+		return "required"
+	}
+	return "offered"
+}
+
+// nlaAdvice is what the NLA answer means for the resource's sign-in.
+func nlaAdvice(nla string, res config.Resource) string {
+	signs := res.GatewaySignsIn()
+	switch {
+	case nla == "required" && signs && res.RDPSignIn() == config.CredStored && res.Credentials.Password == "":
+		return "the host requires NLA, but no password is stored: sessions will fail until one is set"
+	case nla == "required" && signs:
+		return "the host requires NLA; the gateway signs in (" + string(res.RDPSignIn()) + " credentials), users are not asked"
+	case nla == "required":
+		return "the host requires NLA; users type their credentials in the session page"
+	case nla == "offered":
+		return "the host asks for NLA (TLS alone also accepted)"
+	case signs:
+		return "the host does not ask for NLA (TLS only): the gateway sends the credentials as an autologon"
+	}
+	return "the host does not ask for NLA (TLS only): it may show its own login screen"
 }

@@ -342,6 +342,35 @@ func TestDetectDefaults(t *testing.T) {
 	}
 }
 
+func TestRDPCredentialModes(t *testing.T) {
+	r := Resource{ID: "r", Name: "R", Protocol: ProtocolRDP, Host: "h"}
+	r.Normalize()
+	if r.Credentials.Mode != CredAsk || r.GatewaySignsIn() {
+		t.Fatalf("an RDP resource without a user name defaults to %q (signs in %v), want ask", r.Credentials.Mode, r.GatewaySignsIn())
+	}
+	r.Credentials = Credentials{Mode: CredStored}
+	if r.RDPSignIn() != CredAsk {
+		t.Fatal("stored without a user name must behave as ask")
+	}
+	r.Credentials = Credentials{Mode: CredStored, Username: "svc", Domain: "OFFICE"}
+	if !r.GatewaySignsIn() || r.Validate() != nil {
+		t.Fatalf("stored with a user: signs in %v, %v", r.GatewaySignsIn(), r.Validate())
+	}
+	r.Credentials = Credentials{Mode: CredPortal}
+	if !r.GatewaySignsIn() || CredPortal.Help() == "" {
+		t.Fatal("portal mode must sign in and explain itself")
+	}
+	r.Credentials = Credentials{Mode: CredStored, Username: "svc", Domain: `OFFICE\x`}
+	if r.Validate() == nil {
+		t.Fatal(`a domain with \ was accepted`)
+	}
+	v := Resource{ID: "v", Name: "V", Protocol: ProtocolVNC, Host: "h", Port: 5900, Icon: "desktop", Kind: KindDesktop, Clipboard: TransferBidirectional, FileTransfer: TransferBidirectional,
+		Credentials: Credentials{Mode: CredStored, Domain: "OFFICE"}}
+	if v.Validate() == nil {
+		t.Fatal("a domain on a VNC resource was accepted")
+	}
+}
+
 // TestClientPolicyGatewaysRefused: the gateway criterion could never tell
 // gateways apart (they share one ID), so a list is refused with what to do,
 // while the empty key of older exports still decodes.

@@ -43,11 +43,18 @@ type CredentialMode string
 
 // Credential modes.
 const (
-	// CredStored uses the username/password/key stored with the resource.
+	// CredStored uses the username/password/key stored with the
+	// resource. For RDP the gateway signs in to the host with them (NLA
+	// through its own CredSSP, or the Client Info autologon on TLS-only
+	// hosts) and users are not asked; an RDP resource without a stored
+	// user name behaves as CredAsk.
 	CredStored CredentialMode = "stored"
-	// CredAsk asks the user each time (RDP: entered in the session page).
+	// CredAsk asks the user each time (RDP: NLA runs in the session page).
 	CredAsk CredentialMode = "ask"
-	// CredPortal uses the user's own portal sign-in credentials (RDP).
+	// CredPortal (RDP) signs in to the host with the user's own portal
+	// sign-in: user name, domain and the password, which the gateway
+	// keeps sealed in memory for that portal sign-in only. Users are not
+	// asked.
 	CredPortal CredentialMode = "portal"
 )
 
@@ -92,6 +99,9 @@ type Credentials struct {
 	Mode CredentialMode `json:"mode"`
 	// Username on the host.
 	Username string `json:"username,omitempty"`
+	// Domain of Username (RDP: the Windows domain, or the host's name
+	// for a local account); may be empty.
+	Domain string `json:"domain,omitempty"`
 	// Password on the host (sealed in the store, never returned by the API).
 	Password string `json:"password,omitempty"`
 	// PrivateKey is an SSH private key in PEM (sealed, never returned).
@@ -108,6 +118,38 @@ type RemoteApp struct {
 	Args string `json:"args,omitempty"`
 	// WorkDir is the working directory.
 	WorkDir string `json:"workDir,omitempty"`
+}
+
+// RDPSignIn says how an RDP session signs in to its host: CredAsk (NLA
+// in the page), CredStored (the gateway, with the stored account) or
+// CredPortal (the gateway, with the user's portal sign-in). Resources of
+// other protocols answer their mode unchanged.
+func (r Resource) RDPSignIn() CredentialMode {
+	if r.Protocol == ProtocolRDP && r.Credentials.Mode == CredStored && r.Credentials.Username == "" {
+		return CredAsk
+	}
+	return r.Credentials.Mode
+}
+
+// GatewaySignsIn reports whether users are not asked for host
+// credentials because the gateway signs in for them (RDP stored or portal).
+func (r Resource) GatewaySignsIn() bool {
+	m := r.RDPSignIn()
+	return r.Protocol == ProtocolRDP && (m == CredStored || m == CredPortal)
+}
+
+// Help says in one line what an RDP credential mode does; the GUI shows
+// it next to the choice.
+func (m CredentialMode) Help() string {
+	switch m {
+	case CredAsk:
+		return "Users type their Windows user name and password in the session page (NLA runs in the browser)."
+	case CredStored:
+		return "The gateway signs in with the user name, domain and password stored here; users are not asked."
+	case CredPortal:
+		return "The gateway signs in with the user's own portal sign-in (user name, domain, password); users are not asked."
+	}
+	return ""
 }
 
 // Built-in icon names the portal can draw.
@@ -131,7 +173,12 @@ func (r *Resource) Normalize() {
 	}
 	if r.Credentials.Mode == "" {
 		r.Credentials.Mode = CredStored
+		if r.Protocol == ProtocolRDP && r.Credentials.Username == "" {
+			r.Credentials.Mode = CredAsk
+		}
 	}
+	r.Credentials.Username = strings.TrimSpace(r.Credentials.Username)
+	r.Credentials.Domain = strings.TrimSpace(r.Credentials.Domain)
 	if r.Clipboard == "" {
 		r.Clipboard = TransferBidirectional
 	}
@@ -201,6 +248,15 @@ func (r Resource) Validate() error {
 		}
 	default:
 		es.add("credentials.mode", r.Credentials.Mode, "use stored, ask or portal")
+	}
+	if len(r.Credentials.Username) > 256 || strings.ContainsAny(r.Credentials.Username, "\x00\r\n") {
+		es.add("credentials.username", r.Credentials.Username, "use a user name of up to 256 characters without line breaks")
+	}
+	if len(r.Credentials.Domain) > 255 || strings.ContainsAny(r.Credentials.Domain, "\x00\r\n\\/@") {
+		es.add("credentials.domain", r.Credentials.Domain, "use a domain name (e.g. OFFICE) without \\, / or @; leave empty for none")
+	}
+	if r.Credentials.Domain != "" && r.Protocol != ProtocolRDP {
+		es.add("credentials.domain", r.Credentials.Domain, "a domain is only used by RDP resources")
 	}
 	if r.Credentials.PrivateKey != "" && r.Protocol != ProtocolSSH {
 		es.add("credentials.privateKey", "(key)", "a private key is only used by SSH resources")

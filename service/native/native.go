@@ -56,6 +56,10 @@ type LaunchURL struct {
 	Name string
 	// User prefills the viewer's user name (may be empty).
 	User string
+	// App, when set, is the RemoteApp program of an RDP application
+	// resource (alias like ||notepad, or a path); AppArgs and AppDir are
+	// its arguments and working directory.
+	App, AppArgs, AppDir string
 }
 
 // Fingerprint returns the pinning form of a DER certificate's SHA-256.
@@ -90,6 +94,11 @@ func (l LaunchURL) String() string {
 	if l.User != "" {
 		q.Set("user", l.User)
 	}
+	for k, v := range map[string]string{"app": l.App, "appargs": l.AppArgs, "appdir": l.AppDir} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
 	return (&url.URL{Scheme: Scheme, Host: LaunchHost, RawQuery: q.Encode()}).String()
 }
 
@@ -108,7 +117,8 @@ func ParseLaunchURL(s string) (LaunchURL, error) {
 	if err != nil {
 		return LaunchURL{}, fmt.Errorf("launch URL query: %w", err)
 	}
-	l := LaunchURL{Gateway: q.Get("gw"), Ticket: q.Get("t"), Proto: q.Get("proto"), Name: q.Get("name"), User: q.Get("user")}
+	l := LaunchURL{Gateway: q.Get("gw"), Ticket: q.Get("t"), Proto: q.Get("proto"), Name: q.Get("name"), User: q.Get("user"),
+		App: q.Get("app"), AppArgs: q.Get("appargs"), AppDir: q.Get("appdir")}
 	if err := checkGateway(l.Gateway); err != nil {
 		return LaunchURL{}, err
 	}
@@ -128,6 +138,17 @@ func ParseLaunchURL(s string) (LaunchURL, error) {
 	}
 	if err := checkText("user", l.User); err != nil {
 		return LaunchURL{}, err
+	}
+	for _, f := range []struct{ name, v string }{{"app", l.App}, {"appargs", l.AppArgs}, {"appdir", l.AppDir}} {
+		if err := checkText(f.name, f.v); err != nil {
+			return LaunchURL{}, err
+		}
+	}
+	if (l.AppArgs != "" || l.AppDir != "") && l.App == "" {
+		return LaunchURL{}, fmt.Errorf("launch URL: appargs and appdir need app")
+	}
+	if l.App != "" && l.Proto != ProtoRDP {
+		return LaunchURL{}, fmt.Errorf("launch URL app: only RDP launches open a RemoteApp program")
 	}
 	// A leading dash would read as an option to ssh or a viewer.
 	if strings.HasPrefix(l.User, "-") || strings.ContainsAny(l.User, " @") {

@@ -27,6 +27,9 @@ type Target struct {
 	// handshake (trust on first use, pinning). An error ends the attempt
 	// with ErrCertificateRejected before any RDP byte is relayed.
 	CheckCert func(leaf *x509.Certificate) error
+	// SignIn, when set, makes the gateway sign in to the host itself
+	// (see inject.go); the browser must then offer TLS.
+	SignIn *SignIn
 }
 
 // Authorizer checks the token the browser put in proxy_auth and returns the
@@ -106,13 +109,20 @@ func Accept(ctx context.Context, first []byte, auth Authorizer, dial func(ctx co
 // relay. On failure server is nil, resp is the error PDU to send back
 // (nil only if even that could not be encoded) and err says why.
 func (o Options) Accept(ctx context.Context, first []byte, auth Authorizer, dial func(ctx context.Context, addr string) (net.Conn, error)) (resp []byte, server *tls.Conn, err error) {
+	c, err := o.Connect(ctx, first, auth, dial)
+	return c.Resp, c.Host, err
+}
+
+// Connect is Accept that also says what the filter must rewrite when the
+// gateway signed in to the host (Connection.Logon).
+func (o Options) Connect(ctx context.Context, first []byte, auth Authorizer, dial func(ctx context.Context, addr string) (net.Conn, error)) (Connection, error) {
 	o = o.withDefaults()
 	if dial == nil {
 		dial = func(ctx context.Context, addr string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		}
 	}
-	pdu, tc, err := o.accept(ctx, first, auth, dial)
+	pdu, tc, logon, err := o.accept(ctx, first, auth, dial)
 	if err != nil {
 		pdu = errorPDU(err)
 	}
@@ -121,9 +131,9 @@ func (o Options) Accept(ctx context.Context, first []byte, auth Authorizer, dial
 		if tc != nil {
 			tc.Close()
 		}
-		return nil, nil, errors.Join(err, merr)
+		return Connection{}, errors.Join(err, merr)
 	}
-	return resp, tc, err
+	return Connection{Resp: resp, Host: tc, Logon: logon}, err
 }
 
 // failure carries the error PDU chosen where the failure happened, since
@@ -145,59 +155,73 @@ func errorPDU(err error) *PDU {
 	return NewHTTPError(500)
 }
 
-func (o Options) accept(ctx context.Context, first []byte, auth Authorizer, dial func(context.Context, string) (net.Conn, error)) (*PDU, *tls.Conn, error) {
+func (o Options) accept(ctx context.Context, first []byte, auth Authorizer, dial func(context.Context, string) (net.Conn, error)) (*PDU, *tls.Conn, *Logon, error) {
 	if len(first) > o.MaxRequest {
-		return nil, nil, fail(NewHTTPError(413), fmt.Errorf("%w: first message is %d bytes, limit %d", ErrBadRequest, len(first), o.MaxRequest))
+		return nil, nil, nil, fail(NewHTTPError(413), fmt.Errorf("%w: first message is %d bytes, limit %d", ErrBadRequest, len(first), o.MaxRequest))
 	}
 	req, err := ParsePDU(first)
 	if err != nil {
-		return nil, nil, fail(NewHTTPError(400), fmt.Errorf("%w: %w", ErrBadRequest, err))
+		return nil, nil, nil, fail(NewHTTPError(400), fmt.Errorf("%w: %w", ErrBadRequest, err))
 	}
 	if req.Version != Version {
-		return nil, nil, fail(NewHTTPError(400), fmt.Errorf("%w: version %d, want %d", ErrBadRequest, req.Version, Version))
+		return nil, nil, nil, fail(NewHTTPError(400), fmt.Errorf("%w: version %d, want %d", ErrBadRequest, req.Version, Version))
 	}
 	if req.ProxyAuth == "" {
-		return nil, nil, fail(NewHTTPError(401), fmt.Errorf("%w: no token in proxy_auth", ErrUnauthorized))
+		return nil, nil, nil, fail(NewHTTPError(401), fmt.Errorf("%w: no token in proxy_auth", ErrUnauthorized))
 	}
 	target, err := auth(ctx, req.ProxyAuth)
 	if err != nil {
 		if errors.Is(err, ErrForbidden) {
-			return nil, nil, fail(NewHTTPError(403), fmt.Errorf("%w: %w", ErrForbidden, err))
+			return nil, nil, nil, fail(NewHTTPError(403), fmt.Errorf("%w: %w", ErrForbidden, err))
 		}
-		return nil, nil, fail(NewHTTPError(401), fmt.Errorf("%w: %w", ErrUnauthorized, err))
+		return nil, nil, nil, fail(NewHTTPError(401), fmt.Errorf("%w: %w", ErrUnauthorized, err))
 	}
 	// The request is checked only after the token so that an anonymous
 	// caller learns nothing but 401.
-	if _, err := ParseConnectionRequest(req.X224); err != nil {
-		return nil, nil, fail(NewHTTPError(400), fmt.Errorf("%w: x224_connection_pdu: %w", ErrBadRequest, err))
+	creq, err := ParseConnectionRequest(req.X224)
+	if err != nil {
+		return nil, nil, nil, fail(NewHTTPError(400), fmt.Errorf("%w: x224_connection_pdu: %w", ErrBadRequest, err))
 	}
 
 	conn, err := o.dial(ctx, dial, target.Addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	if target.SignIn != nil {
+		confirm, tc, logon, err := o.signIn(ctx, conn, target, req.X224, creq)
+		if err != nil {
+			conn.Close()
+			return nil, nil, nil, err
+		}
+		return NewResponse(conn.RemoteAddr().String(), confirm, certChain(tc)), tc, logon, nil
 	}
 	confirm, err := o.negotiate(ctx, conn, target, req.X224)
 	if err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tc, err := o.handshake(ctx, conn, target.Addr)
 	if err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	peers := tc.ConnectionState().PeerCertificates
 	if target.CheckCert != nil {
 		if err := target.CheckCert(peers[0]); err != nil {
 			tc.Close()
-			return nil, nil, fail(NewTLSError(AlertBadCertificate), fmt.Errorf("%w: %s: %w", ErrCertificateRejected, target.Addr, err))
+			return nil, nil, nil, fail(NewTLSError(AlertBadCertificate), fmt.Errorf("%w: %s: %w", ErrCertificateRejected, target.Addr, err))
 		}
 	}
+	return NewResponse(conn.RemoteAddr().String(), confirm, certChain(tc)), tc, nil, nil
+}
+
+// certChain is the host's certificate chain as the browser receives it.
+func certChain(tc *tls.Conn) [][]byte {
 	var chain [][]byte
-	for _, c := range peers {
+	for _, c := range tc.ConnectionState().PeerCertificates {
 		chain = append(chain, c.Raw)
 	}
-	return NewResponse(conn.RemoteAddr().String(), confirm, chain), tc, nil
+	return chain
 }
 
 func (o Options) dial(ctx context.Context, dial func(context.Context, string) (net.Conn, error), addr string) (net.Conn, error) {

@@ -46,6 +46,9 @@ type Policy struct {
 	// client's core data (see KeyboardLayouts): the web client sends
 	// physical scancodes and leaves the layout to the host.
 	KeyboardLayout uint32
+	// Logon, when set, is what the gateway writes into the session it
+	// signed in to (Connection.Logon; see inject.go).
+	Logon *Logon
 }
 
 // ErrPolicy is wrapped by errors that end a session because its policy
@@ -86,6 +89,8 @@ type Filter struct {
 	removed               atomic.Bool   // cliprdr was taken out of the request
 	idle                  atomic.Bool   // the client asked for no clipboard channel
 	injected              atomic.Bool   // inject is not empty
+	logon                 *Logon        // see Policy.Logon
+	infoDone              atomic.Bool   // the Client Info PDU was rewritten
 
 	mu   sync.Mutex
 	clip clipState
@@ -114,6 +119,7 @@ func NewFilter(p Policy, log *slog.Logger) *Filter {
 		filesC2S: files.ClientToServer(), filesS2C: files.ServerToClient(),
 		clip: newClipState(), clipAt: -1,
 		keyboard: p.KeyboardLayout,
+		logon:    p.Logon,
 	}
 	f.disabled = !f.clipC2S && !f.clipS2C
 	f.directional = !f.disabled && !(f.clipC2S && f.clipS2C && f.filesC2S && f.filesS2C)
@@ -121,7 +127,9 @@ func NewFilter(p Policy, log *slog.Logger) *Filter {
 }
 
 // Active reports whether the policy restricts or rewrites anything.
-func (f *Filter) Active() bool { return f.disabled || f.directional || f.keyboard != 0 }
+func (f *Filter) Active() bool {
+	return f.disabled || f.directional || f.keyboard != 0 || f.logon != nil
+}
 
 // Wrap returns host seen through the filter: writes are client→server,
 // reads server→client. host must be the plaintext (TLS) connection right
@@ -423,7 +431,7 @@ func (d *direction) frame(b []byte) (hdr, rec int, err error) {
 		if rec < mcsOffset {
 			return 0, 0, fmt.Errorf("%w: TPKT length %d too short", ErrPolicy, rec)
 		}
-		if d.phase != phaseMCS {
+		if d.phase != phaseMCS || (d.toServer && d.f.infoPending()) {
 			if rec > maxConnectPDU {
 				return 0, 0, fmt.Errorf("%w: MCS Connect PDU of %d bytes (limit %d)", ErrPolicy, rec, maxConnectPDU)
 			}
@@ -468,6 +476,9 @@ func (d *direction) decide(h []byte, rec int) (repl []byte, drop bool, err error
 		if d.toServer {
 			return d.connectInitial(h)
 		}
+		if d.f.logon != nil {
+			return d.connectResponseLogon(h)
+		}
 		if d.f.idle.Load() {
 			d.phase = phasePass
 			return nil, false, nil
@@ -483,6 +494,9 @@ func (d *direction) decide(h []byte, rec int) (repl []byte, drop bool, err error
 	sd, ok, err := parseSendData(h, rec)
 	if err != nil || !ok {
 		return nil, false, err
+	}
+	if d.toServer && d.f.infoPending() {
+		return d.clientInfo(h, sd)
 	}
 	if d.toServer && d.f.removed.Load() && uint32(sd.channel) == d.f.dummy.Load() {
 		return nil, true, nil // data for the removed channel: nobody serves it
@@ -503,6 +517,9 @@ func (d *direction) connectInitial(rec []byte) ([]byte, bool, error) {
 	at := channelIndex(names, cliprdrName)
 	f := d.f
 	keyboard := f.keyboard != 0 && ci.setKeyboardLayout(f.keyboard)
+	if f.logon != nil && f.logon.HostProtocol != 0 && ci.setServerSelectedProtocol(f.logon.HostProtocol) {
+		keyboard = true // the record changed: send the rewrite
+	}
 	switch {
 	case at >= 0 && f.disabled:
 		removed := ci.removeChannel(cliprdrName)
@@ -522,7 +539,9 @@ func (d *direction) connectInitial(rec []byte) ([]byte, bool, error) {
 		if at < 0 {
 			f.idle.Store(true)
 		}
-		d.phase = phasePass
+		if !f.infoPending() {
+			d.phase = phasePass
+		}
 		if !keyboard {
 			return nil, false, nil
 		}
