@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"portico/service/config"
 	"portico/service/directory"
 	"portico/service/store"
 )
@@ -48,6 +50,13 @@ type Session struct {
 	// Native is the native-client detection result of this sign-in
 	// ("", "detected", "not-detected"), remembered until sign-out.
 	Native string `json:"native,omitempty"`
+	// Source is "" for a local account, else the directory the account
+	// signed in from; User is then NETBIOS\user.
+	Source string `json:"source,omitempty"`
+	// Login is the account name without domain (sAMAccountName for Active
+	// Directory), DN its distinguished name: what a launch re-checks.
+	Login string `json:"login,omitempty"`
+	DN    string `json:"dn,omitempty"`
 
 	id string // hash of the cookie value; not stored in the record
 }
@@ -262,19 +271,44 @@ func (t *Throttle) Succeed(account string) {
 
 var errNoSession = errors.New("not signed in")
 
+// credentials is the one place the portal asks who a user is: the sign-in
+// check of a typed name and password, and the re-check of a signed-in
+// account at launch. directory.Service implements it (local accounts,
+// then the directories in order).
+type credentials interface {
+	Authenticate(ctx context.Context, si config.SignIn, l directory.Login, password string) (directory.Account, error)
+	Refresh(ctx context.Context, si config.SignIn, a directory.Account) (directory.Account, error)
+}
+
+var _ credentials = (*directory.Service)(nil)
+
+// accountOf is the account a session was signed in as.
+func accountOf(s *Session) directory.Account {
+	a := directory.Account{Source: s.Source, Username: s.Login, Domain: s.Domain, DN: s.DN, DisplayName: s.DisplayName, Groups: s.Groups}
+	if a.Username == "" {
+		a.Username = s.User
+	}
+	return a
+}
+
 // account re-reads the signed-in user's account. It runs on every launch
-// (not on page views, which must not touch the store): an account disabled
-// or removed since sign-in ends all its portal sessions here, and group
-// changes take effect for the next launch.
-func (p *Portal) account(s *Session) (directory.User, bool) {
-	var u directory.User
-	err := p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(s.User); return })
-	if err != nil || u.Disabled {
+// (not on page views): an account disabled or removed since sign-in ends
+// all its portal sessions here, and group changes take effect for the
+// next launch (a directory account's groups are cached for the
+// directory's group cache time; a directory that cannot be reached keeps
+// the groups of the sign-in).
+func (p *Portal) account(s *Session) (directory.Account, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 65*time.Second)
+	defer cancel()
+	a, err := p.creds.Refresh(ctx, p.Live.Load().SignIn, accountOf(s))
+	if f := directory.FailureOf(err); err != nil && f != directory.FailUnreachable {
 		p.sessions.DeleteUser(s.User)
-		return u, false
+		return a, false
+	} else if err != nil {
+		p.Logger.Warn("directory unreachable at launch: keeping the groups of the sign-in", "user", s.User, "err", err)
 	}
-	if strings.Join(u.Groups, "\x00") != strings.Join(s.Groups, "\x00") {
-		p.sessions.Update(s, func(s *Session) { s.Groups = u.Groups })
+	if strings.Join(a.Groups, "\x00") != strings.Join(s.Groups, "\x00") {
+		p.sessions.Update(s, func(s *Session) { s.Groups = a.Groups })
 	}
-	return u, true
+	return a, true
 }

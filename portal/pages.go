@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/subtle"
 	"fmt"
 	"net/http"
@@ -61,10 +62,17 @@ type loginHint struct {
 }
 
 func hint(s *config.Snapshot) loginHint {
-	if s.Effective.Portal.Restrictions.PreWindows2000Login {
-		return loginHint{Label: `User name (DOMAIN\user)`, Placeholder: `DOMAIN\user`, Example: `OFFICE\alice`}
+	netbios, dns := "OFFICE", "office.example.com"
+	for _, d := range s.SignIn.Directories {
+		if !d.Disabled {
+			netbios, dns = strings.ToUpper(d.NetBIOSName), strings.ToLower(d.DNSName)
+			break
+		}
 	}
-	return loginHint{Label: "User name (user@domain)", Placeholder: "user@domain", Example: "alice@office.example.com"}
+	if s.Effective.Portal.Restrictions.PreWindows2000Login {
+		return loginHint{Label: `User name (DOMAIN\user)`, Placeholder: netbios + `\user`, Example: netbios + `\alice`}
+	}
+	return loginHint{Label: "User name (user@domain)", Placeholder: "user@" + dns, Example: "alice@" + dns}
 }
 
 type pageData struct {
@@ -212,47 +220,61 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		p.signInPage(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins. Try again in %d s.", int(err.(ErrThrottled).Wait.Seconds()+0.999)), typed)
 		return
 	}
-	var u directory.User
-	err = p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(login.Username); return })
-	ok := err == nil && u.MatchesDomain(login.Domain) && directory.CheckPassword(u.PasswordHash, password)
-	if !ok {
-		if err != nil {
-			// Same work as a real check, so timing does not reveal which accounts exist.
-			directory.CheckPassword(dummyHash, password)
+	ctx, cancel := context.WithTimeout(r.Context(), 65*time.Second)
+	defer cancel()
+	u, err := p.creds.Authenticate(ctx, s.SignIn, login, password)
+	if err != nil {
+		f := directory.FailureOf(err)
+		if f == directory.FailWrongPassword || f == directory.FailNoAccount {
+			p.throttle.Fail("ip:"+ip, account)
 		}
-		p.throttle.Fail("ip:"+ip, account)
-		p.audit(store.Event{Type: "signin.fail", User: login.Username, ClientIP: ip, Detail: "wrong user name or password"})
-		p.signInPage(w, r, http.StatusUnauthorized, "Wrong user name or password. Check both and try again.", typed)
-		return
-	}
-	if u.Disabled {
-		p.audit(store.Event{Type: "signin.fail", User: u.Username, ClientIP: ip, Detail: "account disabled"})
-		p.signInPage(w, r, http.StatusForbidden, "Your account is disabled. Ask your administrator to enable it.", typed)
+		p.audit(store.Event{Type: "signin.fail", User: typed, ClientIP: ip, Detail: err.Error()})
+		code := map[directory.Failure]int{directory.FailUnreachable: http.StatusServiceUnavailable, directory.FailDisabled: http.StatusForbidden,
+			directory.FailLocked: http.StatusForbidden, directory.FailAccountExpired: http.StatusForbidden}[f]
+		if code == 0 {
+			code = http.StatusUnauthorized
+		}
+		p.signInPage(w, r, code, f.Message(), typed)
 		return
 	}
 	p.throttle.Succeed(account)
 	notice := ""
 	pre2000 := s.Effective.Portal.Restrictions.PreWindows2000Login
 	if (pre2000 && login.Format == "upn") || (!pre2000 && login.Format == "downlevel") {
-		right := u.Username + "@" + strings.ToLower(orDefault(u.Domain, "domain"))
-		if pre2000 {
-			right = orDefault(u.Domain, "DOMAIN") + `\` + u.Username
-		}
-		notice = "This portal uses the " + map[bool]string{true: `DOMAIN\user`, false: "user@domain"}[pre2000] + " sign-in format: next time sign in as " + right + "."
+		notice = "This portal uses the " + map[bool]string{true: `DOMAIN\user`, false: "user@domain"}[pre2000] + " sign-in format: next time sign in as " + loginAs(u, pre2000) + "."
 	}
-	value, _, err := p.sessions.Create(Session{User: u.Username, Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice})
+	value, _, err := p.sessions.Create(Session{User: u.Principal(), Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice,
+		Source: u.Source, Login: u.Username, DN: u.DN})
 	if err != nil {
 		p.errorPage(w, r, http.StatusInternalServerError, "Sign-in failed", "The gateway could not start your session. Please try again.", "")
 		return
 	}
-	p.audit(store.Event{Type: "signin.ok", User: u.Username, ClientIP: ip})
+	p.audit(store.Event{Type: "signin.ok", User: u.Principal(), ClientIP: ip, Detail: signInSource(u)})
 	http.SetCookie(w, p.cookie(r, cookieName(r)+preAuthSuffix, "", -1))
 	http.SetCookie(w, p.cookie(r, cookieName(r), value, int(AbsoluteTimeout/time.Second)))
 	http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
 }
 
-// dummyHash is checked against when the account does not exist.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$4kNyYWsDBWRAzG6bw0X9cGaFg8fZ8ZrnYOqZcZz2ELA"
+// loginAs is the account's sign-in name in the portal's login format.
+func loginAs(a directory.Account, pre2000 bool) string {
+	if a.Source != "" {
+		if pre2000 {
+			return a.Domain + `\` + a.Username
+		}
+		return a.Username + "@" + a.DNSDomain
+	}
+	if pre2000 {
+		return orDefault(directory.DownlevelDomain(a.Domain), "DOMAIN") + `\` + a.Username
+	}
+	return a.Username + "@" + strings.ToLower(orDefault(a.Domain, "domain"))
+}
+
+func signInSource(a directory.Account) string {
+	if a.Source == "" {
+		return "local account"
+	}
+	return "directory " + a.Source + " (" + a.DN + ")"
+}
 
 func orDefault(s, def string) string {
 	if s == "" {

@@ -20,6 +20,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/detect"
+	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
 	"portico/service/store"
@@ -58,6 +59,9 @@ type Deps struct {
 	DetectDNS func() string
 	// ClientDirs are searched for portico-client builds to hand out.
 	ClientDirs []string
+	// Directory checks sign-ins (local accounts, then the directories);
+	// nil builds one over Store and Secrets.
+	Directory *directory.Service
 }
 
 // Portal is the portal's http.Handler.
@@ -66,6 +70,7 @@ type Portal struct {
 	tickets  *Tickets
 	sessions *SessionStore
 	throttle *Throttle
+	creds    credentials
 	tpl      *template.Template
 	mux      *http.ServeMux
 	relays   relayState
@@ -86,8 +91,20 @@ func New(d Deps) *Portal {
 	if d.VendorBuilt == nil {
 		d.VendorBuilt = func() bool { return true }
 	}
+	if d.Directory == nil {
+		d.Directory = &directory.Service{
+			LocalUser: func(name string) (u directory.User, err error) {
+				err = d.Store.View(func(t *store.Tx) (err error) { u, err = t.User(name); return })
+				return u, err
+			},
+		}
+		if d.Secrets != nil {
+			d.Directory.Unseal = d.Secrets.Unseal
+		}
+	}
 	p := &Portal{
 		Deps:     d,
+		creds:    d.Directory,
 		tickets:  NewTickets(),
 		sessions: NewSessionStore(d.Store),
 		throttle: NewThrottle(),

@@ -21,6 +21,9 @@ type Snapshot struct {
 	Resources []Resource
 	// Policies are the client policies in order.
 	Policies []ClientPolicy
+	// SignIn is how users sign in: directories and the second factor
+	// (bind passwords still sealed).
+	SignIn SignIn
 }
 
 // Resource returns the resource with the given ID.

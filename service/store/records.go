@@ -18,6 +18,20 @@ func (t *Tx) Site() (config.PortalSettings, error) {
 // PutSite replaces the site defaults.
 func (t *Tx) PutSite(p config.PortalSettings) error { return t.put(bSettings, kSite, p) }
 
+// SignIn returns the directories and second-factor settings (zero when
+// never set: local accounts only, no second factor).
+func (t *Tx) SignIn() (config.SignIn, error) {
+	var s config.SignIn
+	err := t.get(bSettings, kSignIn, &s)
+	if errors.Is(err, ErrNotFound) {
+		return config.SignIn{}, nil
+	}
+	return s, err
+}
+
+// PutSignIn replaces the sign-in settings.
+func (t *Tx) PutSignIn(s config.SignIn) error { return t.put(bSettings, kSignIn, s) }
+
 // Gateway returns a gateway record by ID.
 func (t *Tx) Gateway(id string) (config.Gateway, error) {
 	var g config.Gateway
@@ -176,5 +190,9 @@ func (t *Tx) Snapshot(gatewayID string) (*config.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read policies: %w", err)
 	}
-	return &config.Snapshot{Site: site, Gateway: g, Effective: config.Resolve(site, g), Resources: rs, Policies: ps}, nil
+	si, err := t.SignIn()
+	if err != nil {
+		return nil, fmt.Errorf("read sign-in settings: %w", err)
+	}
+	return &config.Snapshot{Site: site, Gateway: g, Effective: config.Resolve(site, g), Resources: rs, Policies: ps, SignIn: si}, nil
 }

@@ -38,6 +38,7 @@ var (
 	bCerts     = []byte("certificates")
 	bSessions  = []byte("sessions")
 	bPrefs     = []byte("preferences")
+	bMFA       = []byte("mfa")
 )
 
 // Keys in fixed buckets.
@@ -46,6 +47,7 @@ var (
 	kSite     = []byte("site")
 	kOrder    = []byte("order")
 	kFirstRun = []byte("firstRun")
+	kSignIn   = []byte("signin")
 )
 
 // FileName is the bbolt file's name inside the data directory.
