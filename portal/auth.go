@@ -8,12 +8,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"portico/service/config"
 	"portico/service/directory"
+	"portico/service/signin"
 	"portico/service/store"
 )
 
@@ -181,92 +184,52 @@ func (ss *SessionStore) DeleteUser(user string) {
 	})
 }
 
-// Throttle slows down password guessing per client IP and per account.
-// After FreeAttempts failures in Window, each further failure doubles a
-// lock-out starting at BaseDelay, capped at MaxDelay.
-type Throttle struct {
-	mu  sync.Mutex
-	m   map[string]*strikes
-	now func() time.Time
-}
+// deviceSuffix names the device cookie (after the session cookie's name):
+// proof that this browser signed in as an account before (see
+// signin.Devices), so failures from elsewhere do not lock it out.
+const deviceSuffix = "_Device"
 
-// Throttle parameters.
-const (
-	FreeAttempts = 5
-	Window       = 15 * time.Minute
-	BaseDelay    = 5 * time.Second
-	MaxDelay     = 15 * time.Minute
-)
+// localAccountKey is the guard's key of a local account.
+func localAccountKey(username string) string { return "local:" + strings.ToLower(username) }
 
-type strikes struct {
-	fails int
-	last  time.Time
-	until time.Time
-}
-
-// NewThrottle returns an empty throttle.
-func NewThrottle() *Throttle { return &Throttle{m: map[string]*strikes{}, now: time.Now} }
-
-// ErrThrottled carries how long the client must wait.
-type ErrThrottled struct{ Wait time.Duration }
-
-func (e ErrThrottled) Error() string {
-	return fmt.Sprintf("too many failed sign-ins: try again in %d s", int(e.Wait.Seconds()+0.999))
-}
-
-// Check returns ErrThrottled if any key is locked out.
-func (t *Throttle) Check(keys ...string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	var wait time.Duration
-	for _, k := range keys {
-		if s, ok := t.m[k]; ok && now.Before(s.until) && s.until.Sub(now) > wait {
-			wait = s.until.Sub(now)
-		}
+// checkCredentials checks a typed name and password through the guard:
+// local accounts and directory binds alike (creds.Authenticate runs as
+// the guard's verify, so a directory bind is reserved, slotted and
+// throttled exactly like a local hash). Every failure of a local or
+// unknown name costs one hash (directory.Service uses a dummy hash when
+// there is nothing to check). A refusal by the guard is a
+// *signin.Refusal; any other error is a *directory.Error saying why.
+func (p *Portal) checkCredentials(r *http.Request, ip string, si config.SignIn, login directory.Login, password string) (directory.Account, error) {
+	acct := localAccountKey(login.Username)
+	device := ""
+	if c, err := r.Cookie(cookieName(r) + deviceSuffix); err == nil {
+		device = p.devices.Verify(c.Value, acct)
 	}
-	if wait > 0 {
-		return ErrThrottled{Wait: wait}
+	ctx, cancel := context.WithTimeout(r.Context(), 65*time.Second)
+	defer cancel()
+	var a directory.Account
+	var authErr error
+	_, err := p.guard.Check(ctx, signin.Attempt{IP: ip, Account: acct, Device: device}, func() bool {
+		a, authErr = p.creds.Authenticate(ctx, si, login, password)
+		return authErr == nil
+	})
+	if err != nil {
+		return directory.Account{}, err
 	}
-	return nil
+	return a, authErr
 }
 
-// Fail records a failure for each key.
-func (t *Throttle) Fail(keys ...string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	for _, k := range keys {
-		s, ok := t.m[k]
-		if !ok || now.Sub(s.last) > Window {
-			s = &strikes{}
-			t.m[k] = s
-		}
-		s.fails++
-		s.last = now
-		if over := s.fails - FreeAttempts + 1; over > 0 {
-			d := BaseDelay << min(over-1, 20)
-			if d > MaxDelay {
-				d = MaxDelay
-			}
-			s.until = now.Add(d)
-		}
+// refuseSignIn answers a sign-in the guard did not check: 429 with
+// Retry-After, at once, and one aggregated audit record per address and
+// reason a minute (an outsider must not be able to flush the log).
+func (p *Portal) refuseSignIn(w http.ResponseWriter, r *http.Request, ip, user string, ref *signin.Refusal, typed string) {
+	p.auditRefusal(store.Event{Type: "signin." + ref.Reason, User: user, ClientIP: ip, Detail: ref.Error()})
+	w.Header().Set("Retry-After", strconv.Itoa(ref.Seconds()))
+	msg := fmt.Sprintf("Too many failed sign-ins. Try again in %d s.", ref.Seconds())
+	if ref.Reason == "busy" {
+		msg = fmt.Sprintf("The gateway is busy signing others in. Try again in %d s.", ref.Seconds())
 	}
-	if len(t.m) > 100000 {
-		for k, s := range t.m {
-			if now.Sub(s.last) > Window {
-				delete(t.m, k)
-			}
-		}
-	}
-}
-
-// Succeed clears the account's strikes (not the IP's: one right password
-// must not reset an address that is guessing at many accounts).
-func (t *Throttle) Succeed(account string) {
-	t.mu.Lock()
-	delete(t.m, account)
-	t.mu.Unlock()
+	p.signInPage(w, r, http.StatusTooManyRequests, msg, typed)
 }
 
 var errNoSession = errors.New("not signed in")

@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"context"
 	"crypto/subtle"
 	"fmt"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/directory"
+	"portico/service/signin"
 	"portico/service/store"
 )
 
@@ -213,21 +213,13 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		p.signInPage(w, r, http.StatusBadRequest, fmt.Sprintf("%v. Sign in as %s.", err, hint(s).Example), typed)
 		return
 	}
-	account := "user:" + strings.ToLower(login.Username)
-	if err := p.throttle.Check("ip:"+ip, account); err != nil {
-		p.audit(store.Event{Type: "signin.throttled", User: login.Username, ClientIP: ip, Detail: err.Error()})
-		w.Header().Set("Retry-After", fmt.Sprint(int(err.(ErrThrottled).Wait.Seconds()+1)))
-		p.signInPage(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins. Try again in %d s.", int(err.(ErrThrottled).Wait.Seconds()+0.999)), typed)
+	u, err := p.checkCredentials(r, ip, s.SignIn, login, password)
+	if ref, refused := signin.IsRefusal(err); refused {
+		p.refuseSignIn(w, r, ip, login.Username, ref, typed)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 65*time.Second)
-	defer cancel()
-	u, err := p.creds.Authenticate(ctx, s.SignIn, login, password)
 	if err != nil {
 		f := directory.FailureOf(err)
-		if f == directory.FailWrongPassword || f == directory.FailNoAccount {
-			p.throttle.Fail("ip:"+ip, account)
-		}
 		p.audit(store.Event{Type: "signin.fail", User: typed, ClientIP: ip, Detail: err.Error()})
 		code := map[directory.Failure]int{directory.FailUnreachable: http.StatusServiceUnavailable, directory.FailDisabled: http.StatusForbidden,
 			directory.FailLocked: http.StatusForbidden, directory.FailAccountExpired: http.StatusForbidden}[f]
@@ -237,7 +229,6 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		p.signInPage(w, r, code, f.Message(), typed)
 		return
 	}
-	p.throttle.Succeed(account)
 	notice := ""
 	pre2000 := s.Effective.Portal.Restrictions.PreWindows2000Login
 	if (pre2000 && login.Format == "upn") || (!pre2000 && login.Format == "downlevel") {
@@ -251,6 +242,7 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	p.audit(store.Event{Type: "signin.ok", User: u.Principal(), ClientIP: ip, Detail: signInSource(u)})
 	http.SetCookie(w, p.cookie(r, cookieName(r)+preAuthSuffix, "", -1))
+	http.SetCookie(w, p.cookie(r, cookieName(r)+deviceSuffix, p.devices.Issue(localAccountKey(u.Username)), int(signin.DeviceLifetime/time.Second)))
 	http.SetCookie(w, p.cookie(r, cookieName(r), value, int(AbsoluteTimeout/time.Second)))
 	http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
 }

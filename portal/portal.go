@@ -9,6 +9,7 @@ package portal
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"html/template"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
+	"portico/service/signin"
 	"portico/service/store"
 )
 
@@ -62,6 +64,8 @@ type Deps struct {
 	// Directory checks sign-ins (local accounts, then the directories);
 	// nil builds one over Store and Secrets.
 	Directory *directory.Service
+	// Guard bounds credential checks; nil makes one sized to the machine.
+	Guard *signin.Guard
 }
 
 // Portal is the portal's http.Handler.
@@ -69,11 +73,14 @@ type Portal struct {
 	Deps
 	tickets  *Tickets
 	sessions *SessionStore
-	throttle *Throttle
 	creds    credentials
-	tpl      *template.Template
-	mux      *http.ServeMux
-	relays   relayState
+	guard    *signin.Guard
+	devices  signin.Devices
+	// checkPassword is directory.CheckPassword; tests count hashes with it.
+	checkPassword func(phc, password string) bool
+	tpl           *template.Template
+	mux           *http.ServeMux
+	relays        relayState
 }
 
 // New builds the portal.
@@ -91,25 +98,40 @@ func New(d Deps) *Portal {
 	if d.VendorBuilt == nil {
 		d.VendorBuilt = func() bool { return true }
 	}
-	if d.Directory == nil {
-		d.Directory = &directory.Service{
+	p := &Portal{
+		Deps:          d,
+		tickets:       NewTickets(),
+		sessions:      NewSessionStore(d.Store),
+		guard:         d.Guard,
+		checkPassword: directory.CheckPassword,
+		mux:           http.NewServeMux(),
+	}
+	if p.guard == nil {
+		p.guard = signin.NewGuard(signin.Options{})
+	}
+	if d.Secrets != nil {
+		p.devices.MAC = d.Secrets.MAC
+	} else {
+		// Without the gateway's key, device cookies last for this process.
+		key := make([]byte, 32)
+		rand.Read(key)
+		box, _ := secret.New(key)
+		p.devices.MAC = box.MAC
+	}
+	if p.Directory == nil {
+		p.Directory = &directory.Service{
 			LocalUser: func(name string) (u directory.User, err error) {
 				err = d.Store.View(func(t *store.Tx) (err error) { u, err = t.User(name); return })
 				return u, err
 			},
+			// Through p, so tests that count hashes see every local check.
+			CheckPassword: func(phc, password string) bool { return p.checkPassword(phc, password) },
 		}
 		if d.Secrets != nil {
-			d.Directory.Unseal = d.Secrets.Unseal
+			p.Directory.Unseal = d.Secrets.Unseal
 		}
 	}
-	p := &Portal{
-		Deps:     d,
-		creds:    d.Directory,
-		tickets:  NewTickets(),
-		sessions: NewSessionStore(d.Store),
-		throttle: NewThrottle(),
-		mux:      http.NewServeMux(),
-	}
+	p.creds = p.Directory
 	p.tpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"asset": func(s string) string { return d.AssetURL(s) },
 	}).ParseFS(templateFS, "templates/*.html"))
@@ -265,6 +287,13 @@ func (p *Portal) clientIP(r *http.Request) string {
 		return ""
 	}
 	return ip.String()
+}
+
+// auditRefusal records a refusal an outsider can cause at will (a
+// throttled or busy sign-in): the store aggregates these per source and
+// reason, so they can neither flood the log nor push security events out.
+func (p *Portal) auditRefusal(e store.Event) {
+	p.audit(e)
 }
 
 func (p *Portal) audit(e store.Event) {

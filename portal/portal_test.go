@@ -18,6 +18,7 @@ import (
 	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
+	"portico/service/signin"
 	"portico/service/store"
 )
 
@@ -29,7 +30,7 @@ type env struct {
 	srv  *httptest.Server
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...func(*Deps)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(dir, store.Options{})
@@ -58,8 +59,12 @@ func newEnv(t *testing.T) *env {
 	var snap *config.Snapshot
 	st.View(func(tx *store.Tx) (err error) { snap, err = tx.Snapshot(config.DefaultGatewayID); return })
 	live := config.NewLive(snap)
-	p := New(Deps{Live: live, Store: st, Secrets: box, Sessions: sessions.NewRegistry(), Static: http.FileServer(http.Dir("../assets/static")),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	d := Deps{Live: live, Store: st, Secrets: box, Sessions: sessions.NewRegistry(), Static: http.FileServer(http.Dir("../assets/static")),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, o := range opts {
+		o(&d)
+	}
+	p := New(d)
 	srv := httptest.NewTLSServer(p)
 	t.Cleanup(srv.Close)
 	return &env{t: t, st: st, live: live, p: p, srv: srv}
@@ -80,10 +85,11 @@ func (e *env) editSite(fn func(*config.PortalSettings)) {
 
 func (e *env) client() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	c := e.srv.Client()
+	// A copy: httptest's Client is shared, and each browser needs its own jar.
+	c := *e.srv.Client()
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
+	return &c
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -248,7 +254,7 @@ func TestDisabledAccountAndThrottle(t *testing.T) {
 		t.Fatalf("disabled account: %d", resp.StatusCode)
 	}
 	c := e.client()
-	for i := 0; i < FreeAttempts; i++ {
+	for i := 0; i < signin.FreeAttempts; i++ {
 		e.signIn(c, "alice", "nope")
 	}
 	resp, body = e.signIn(c, "alice", "nope")

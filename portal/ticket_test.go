@@ -61,32 +61,3 @@ func FuzzRedeem(f *testing.F) {
 		}
 	})
 }
-
-func TestThrottleBacksOffAndForgets(t *testing.T) {
-	now := time.Unix(0, 0)
-	th := NewThrottle()
-	th.now = func() time.Time { return now }
-	for i := 0; i < FreeAttempts-1; i++ {
-		th.Fail("ip:1", "user:a")
-	}
-	if err := th.Check("ip:1", "user:a"); err != nil {
-		t.Fatalf("locked before %d failures: %v", FreeAttempts, err)
-	}
-	th.Fail("ip:1", "user:a")
-	err := th.Check("user:a")
-	if e, ok := err.(ErrThrottled); !ok || e.Wait != BaseDelay {
-		t.Fatalf("first lock-out: %v", err)
-	}
-	th.Fail("ip:1", "user:a")
-	if e := th.Check("ip:1").(ErrThrottled); e.Wait != 2*BaseDelay {
-		t.Fatalf("second lock-out not doubled: %v", e.Wait)
-	}
-	th.Succeed("user:a")
-	if th.Check("user:a") != nil || th.Check("ip:1") == nil {
-		t.Fatal("success must clear the account but not the address")
-	}
-	now = now.Add(Window + time.Second)
-	if err := th.Check("ip:1"); err != nil {
-		t.Fatalf("lock-out did not expire: %v", err)
-	}
-}

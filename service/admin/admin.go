@@ -49,6 +49,7 @@ import (
 	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
+	"portico/service/signin"
 	"portico/service/store"
 	"portico/service/tlscert"
 )
@@ -84,6 +85,9 @@ type Status struct {
 	DataDir string `json:"dataDir"`
 	// ConfigVersion increases with each published change.
 	ConfigVersion uint64 `json:"configVersion"`
+	// SignIn are the sign-in guard's counters: checks run, in flight,
+	// refused as throttled or busy.
+	SignIn *signin.Stats `json:"signIn,omitempty"`
 }
 
 // Certificates is what the admin API needs of the TLS certificate manager.

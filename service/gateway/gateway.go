@@ -32,6 +32,7 @@ import (
 	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
+	"portico/service/signin"
 	"portico/service/store"
 	"portico/service/tlscert"
 )
@@ -77,6 +78,9 @@ type Parts struct {
 	// DataDir is the gateway's data directory (client builds may live in
 	// its clients folder).
 	DataDir string
+	// Guard is the gate every sign-in credential check goes through; its
+	// counters are in the admin API's status.
+	Guard *signin.Guard
 }
 
 // Files in the data directory besides the store.
@@ -99,6 +103,7 @@ type Gateway struct {
 	box      *secret.Box
 	sessions *sessions.Registry
 	nonces   *detect.Nonces
+	guard    *signin.Guard
 	token    string
 	started  time.Time
 
@@ -129,7 +134,7 @@ func New(opt Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{opt: opt, log: opt.Logger, store: st, sessions: sessions.NewRegistry(), nonces: detect.NewNonces(0), started: time.Now()}
+	g := &Gateway{opt: opt, log: opt.Logger, store: st, sessions: sessions.NewRegistry(), nonces: detect.NewNonces(0), guard: signin.NewGuard(signin.Options{}), started: time.Now()}
 	if err := g.init(); err != nil {
 		st.Close()
 		return nil, err
@@ -164,7 +169,7 @@ func (g *Gateway) init() error {
 	}
 	if g.opt.Portal != nil {
 		g.portal = g.opt.Portal(Parts{Live: g.live, Store: g.store, Secrets: g.box, Sessions: g.sessions, Logger: g.log, Certs: g.certs, Nonces: g.nonces,
-			DetectDNS: func() string { return g.listener("dns") }, DataDir: g.opt.DataDir})
+			DetectDNS: func() string { return g.listener("dns") }, DataDir: g.opt.DataDir, Guard: g.guard})
 	}
 	return nil
 }

@@ -106,7 +106,8 @@ func (g *Gateway) adminDeps() admin.Deps {
 		Sessions:  g.sessions,
 		Logger:    g.log,
 		Status: func() admin.Status {
-			return admin.Status{Version: g.opt.Version, Started: g.started.UTC().Truncate(time.Second), Listeners: g.Listeners(), DataDir: g.opt.DataDir}
+			st := g.guard.Stats()
+			return admin.Status{Version: g.opt.Version, Started: g.started.UTC().Truncate(time.Second), Listeners: g.Listeners(), DataDir: g.opt.DataDir, SignIn: &st}
 		},
 		UsedPorts: g.usedPorts,
 	}

@@ -7,7 +7,9 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -24,6 +26,8 @@ const prefix = "sealed:v1:"
 // Box seals and opens secrets with AES-256-GCM.
 type Box struct {
 	aead cipher.AEAD
+	// macKey is derived from the key for MAC, never used to encrypt.
+	macKey []byte
 }
 
 // Open loads the key from dataDir, creating it on first use.
@@ -57,7 +61,9 @@ func New(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	return &Box{aead: aead}, nil
+	derive := hmac.New(sha256.New, key)
+	derive.Write([]byte("portico mac key v1"))
+	return &Box{aead: aead, macKey: derive.Sum(nil)}, nil
 }
 
 func writeNew(path string, data []byte) error {
@@ -111,4 +117,15 @@ func (b *Box) Unseal(sealed string) (string, error) {
 		return "", errors.New("unseal: wrong secret key or damaged value (was secret.key replaced?)")
 	}
 	return string(pt), nil
+}
+
+// MAC returns an HMAC-SHA256 of msg for purpose (e.g. "device-cookie"),
+// keyed by a key derived from the secret key, for values the gateway
+// hands out and must recognise later without storing them.
+func (b *Box) MAC(purpose string, msg []byte) []byte {
+	m := hmac.New(sha256.New, b.macKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write(msg)
+	return m.Sum(nil)
 }
