@@ -234,17 +234,32 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 	if (pre2000 && login.Format == "upn") || (!pre2000 && login.Format == "downlevel") {
 		notice = "This portal uses the " + map[bool]string{true: `DOMAIN\user`, false: "user@domain"}[pre2000] + " sign-in format: next time sign in as " + loginAs(u, pre2000) + "."
 	}
+	if s.SignIn.TOTP.Required(u.Groups) {
+		p.beginSecondFactor(w, r, u, password, notice, ip)
+		return
+	}
+	if p.startSession(w, r, u, password, notice, ip) {
+		http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
+	}
+}
+
+// startSession is where every sign-in ends when all its factors are
+// right: it creates the portal session and sets its cookies (false, with
+// an error page answered, when the session cannot be stored). password is
+// the one the user signed in with: the RDP "portal" credential mode keeps
+// it, sealed in memory, for this session.
+func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, u directory.Account, password, notice, ip string) bool {
 	value, _, err := p.sessions.Create(Session{User: u.Principal(), Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice,
 		Source: u.Source, Login: u.Username, DN: u.DN})
 	if err != nil {
 		p.errorPage(w, r, http.StatusInternalServerError, "Sign-in failed", "The gateway could not start your session. Please try again.", "")
-		return
+		return false
 	}
 	p.audit(store.Event{Type: "signin.ok", User: u.Principal(), ClientIP: ip, Detail: signInSource(u)})
 	http.SetCookie(w, p.cookie(r, cookieName(r)+preAuthSuffix, "", -1))
 	http.SetCookie(w, p.cookie(r, cookieName(r)+deviceSuffix, p.devices.Issue(localAccountKey(u.Username)), int(signin.DeviceLifetime/time.Second)))
 	http.SetCookie(w, p.cookie(r, cookieName(r), value, int(AbsoluteTimeout/time.Second)))
-	http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
+	return true
 }
 
 // loginAs is the account's sign-in name in the portal's login format.

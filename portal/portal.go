@@ -74,6 +74,7 @@ type Portal struct {
 	tickets  *Tickets
 	sessions *SessionStore
 	creds    credentials
+	pending  pendingSignIns
 	guard    *signin.Guard
 	devices  signin.Devices
 	// checkPassword is directory.CheckPassword; tests count hashes with it.
@@ -144,6 +145,8 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /{$}", p.home)
 	m.HandleFunc("POST /signin", p.signIn)
 	m.HandleFunc("POST /signout", p.signOut)
+	m.HandleFunc("GET /2fa", p.secondFactorPage)
+	m.HandleFunc("POST /2fa", p.secondFactor)
 	m.HandleFunc("GET /api/resources", p.apiResources)
 	m.HandleFunc("POST /api/launch/{id}", p.apiLaunch)
 	m.HandleFunc("POST /api/launch/{id}/rdp-file", p.apiRDPFile)

@@ -29,7 +29,7 @@
 //	GET  settings/signin             directories (in order) and second factor; PUT settings/signin
 //	POST directories/test            {"directory", "user"} → each stage (dns, tcp, tls, bind, search, groups), the account and its groups
 //	GET  directories/groups?q=       directory groups starting with q (NETBIOS\Group), for the pickers
-//	DELETE users/{name}/second-factor  reset a user's TOTP enrolment (local name or NETBIOS\user)
+//	GET  users/{name}/second-factor  TOTP enrolment state; DELETE resets it (local name or NETBIOS\user)
 //
 // Errors are JSON: {"error": "...", "fields": [{"field", "value", "message"}]}.
 package admin

@@ -194,3 +194,45 @@ func (a *api) memberGroups(ctx context.Context, user string) ([]string, error) {
 	})
 	return groups, err
 }
+
+// secondFactorStatus answers GET users/{name}/second-factor: whether the
+// user (local name or NETBIOS\user) has enrolled, since when, and how many
+// recovery codes are left.
+func (a *api) secondFactorStatus(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	out := map[string]any{"user": name, "enrolled": false}
+	err := a.Store.View(func(t *store.Tx) error {
+		e, err := t.MFA(name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out["enrolled"], out["created"], out["recoveryCodesLeft"] = true, e.Created, len(e.Recovery)
+		return nil
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// resetSecondFactor answers DELETE users/{name}/second-factor: the user's
+// authenticator and recovery codes are forgotten and the next sign-in
+// enrols again.
+func (a *api) resetSecondFactor(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	err := a.apply(r, "reset the second factor of "+name, func(t *store.Tx) error {
+		if err := t.DeleteMFA(name); err != nil {
+			return notFound("second-factor enrolment of", name)
+		}
+		return nil
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": name, "enrolled": false})
+}

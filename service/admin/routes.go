@@ -36,6 +36,8 @@ func (a *api) routes() {
 	m.HandleFunc("PUT /api/v1/users/{name}", a.putUser)
 	m.HandleFunc("DELETE /api/v1/users/{name}", a.deleteUser)
 	m.HandleFunc("POST /api/v1/users/{name}/password", a.setPassword)
+	m.HandleFunc("GET /api/v1/users/{name}/second-factor", a.secondFactorStatus)
+	m.HandleFunc("DELETE /api/v1/users/{name}/second-factor", a.resetSecondFactor)
 	m.HandleFunc("GET /api/v1/groups", a.listGroups)
 	m.HandleFunc("POST /api/v1/groups", a.createGroup)
 	m.HandleFunc("PUT /api/v1/groups/{name}", a.putGroup)

@@ -6,6 +6,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/directory"
+	"portico/service/mfa"
 )
 
 // Site returns the site default User Portal settings.
@@ -196,3 +197,20 @@ func (t *Tx) Snapshot(gatewayID string) (*config.Snapshot, error) {
 	}
 	return &config.Snapshot{Site: site, Gateway: g, Effective: config.Resolve(site, g), Resources: rs, Policies: ps, SignIn: si}, nil
 }
+
+// MFA returns a user's second-factor enrolment (user is the principal:
+// the local name or NETBIOS\user); ErrNotFound when not enrolled.
+func (t *Tx) MFA(user string) (mfa.Enrolment, error) {
+	var e mfa.Enrolment
+	err := t.get(bMFA, []byte(directory.Key(user)), &e)
+	return e, err
+}
+
+// PutMFA writes a user's enrolment.
+func (t *Tx) PutMFA(user string, e mfa.Enrolment) error {
+	return t.put(bMFA, []byte(directory.Key(user)), e)
+}
+
+// DeleteMFA removes a user's enrolment (the admin's reset): the next
+// sign-in enrols again.
+func (t *Tx) DeleteMFA(user string) error { return t.del(bMFA, []byte(directory.Key(user))) }
