@@ -42,6 +42,7 @@ func groupFilter(d config.Directory, dn, uid string) string {
 	if uid != "" {
 		f += "(memberUid=" + ldap.EscapeFilter(uid) + ")"
 	}
+	f += ")"
 	return "(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup)(objectClass=group))" + f + ")"
 }
 

@@ -60,6 +60,11 @@ func FuzzUserFilter(f *testing.F) {
 			if upn {
 				l = Login{Username: name, Domain: "office.example", Format: "upn"}
 			}
+			for _, f := range []string{groupFilter(d, "uid="+name+",dc=x", name), GroupSearchFilter(d, name)} {
+				if _, err := ldap.CompileFilter(f); err != nil {
+					t.Fatalf("group filter %q for %q: %v", f, name, err)
+				}
+			}
 			got, err := ldap.CompileFilter(UserFilter(d, l))
 			if err != nil {
 				t.Fatalf("%q: %v", name, err)
