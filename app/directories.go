@@ -88,7 +88,7 @@ func newDirectoriesPage(u *UI) *directoriesPage {
 	p.totpGroups, p.totpIssuer = newKeyEntry(), newKeyEntry()
 	p.totpGroups.SetPlaceHolder(`staff, OFFICE\Accounting`)
 	p.totpIssuer.SetPlaceHolder("Portico")
-	groupHits := groupSuggestions(u, &p.totpGroups.Entry)
+	groupHits := groupSuggestions(u, p.totpGroups)
 	resetUser := newKeyEntry()
 	resetUser.SetPlaceHolder(`alice or OFFICE\alice`)
 	reset := widget.NewButton("Reset second factor", func() {
@@ -390,7 +390,8 @@ func describeTest(out directory.TestResult) string {
 // groupSuggestions shows, under a comma-separated groups entry, the
 // directory groups that start with the name being typed (searched in the
 // directories as the admin types, a quarter second after the last key).
-func groupSuggestions(u *UI, e *widget.Entry) *widget.Label {
+func groupSuggestions(u *UI, k *keyEntry) *widget.Label {
+	e := &k.Entry
 	hits := wrapped("")
 	hits.TextStyle = fyne.TextStyle{Italic: true}
 	var timer *time.Timer
@@ -404,7 +405,12 @@ func groupSuggestions(u *UI, e *widget.Entry) *widget.Label {
 		if timer != nil {
 			timer.Stop()
 		}
-		if len(last) < 2 {
+		// Only what the admin types searches: not text the page sets.
+		typing := false
+		if c := fyne.CurrentApp().Driver().CanvasForObject(k); c != nil {
+			typing = c.Focused() == fyne.Focusable(k)
+		}
+		if len(last) < 2 || !typing {
 			hits.SetText("")
 			return
 		}

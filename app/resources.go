@@ -196,7 +196,7 @@ func (p *resourcesPage) edit(r *resourceRow) {
 		item("Credentials", "credentials.mode", f.cred), item("User name", "credentials.username", f.user), item("Password", "credentials.password", f.pass),
 		item("SSH private key", "credentials.privateKey", f.key), item("RemoteApp program", "remoteApp", f.app),
 		item("Clipboard", "clipboard", f.clip), item("File transfer", "fileTransfer", f.files),
-		item("Users", "users", f.users), item("Groups", "groups", container.NewVBox(f.groups, groupSuggestions(p.u, &f.groups.Entry))),
+		item("Users", "users", f.users), item("Groups", "groups", container.NewVBox(f.groups, groupSuggestions(p.u, f.groups))),
 	}
 	if cur.HostKey != "" {
 		f.clearKey.Text = "Forget the pinned " + pinName(cur.Protocol) + " (trust what the host presents on next use)"

@@ -245,6 +245,17 @@ type credentials interface {
 
 var _ credentials = (*directory.Service)(nil)
 
+// RDPAccount is the account an RDP host is signed in to with the user's
+// portal sign-in (credential mode portal): for a directory account its
+// sAMAccountName and NetBIOS domain (User is NETBIOS\user there), for a
+// local account its name and domain.
+func (s *Session) RDPAccount() (user, domain string) {
+	if s.Source != "" && s.Login != "" {
+		return s.Login, s.Domain
+	}
+	return s.User, s.Domain
+}
+
 // accountOf is the account a session was signed in as.
 func accountOf(s *Session) directory.Account {
 	a := directory.Account{Source: s.Source, Username: s.Login, Domain: s.Domain, DN: s.DN, DisplayName: s.DisplayName, Groups: s.Groups}
