@@ -202,7 +202,7 @@ func TestDirectoryLDAPSPinnedCA(t *testing.T) {
 
 	// Bad settings: field errors, nothing stored.
 	bad := d.directory()
-	bad.Servers = []string{"ldap://" + d.ip}
+	bad.Servers = []string{"ldap://" + d.IP}
 	bad.BaseDN = "not a DN"
 	err = p.API.Do(t.Context(), "PUT", "/api/v1/settings/signin", config.SignIn{Directories: []config.Directory{bad}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "servers[0]") || !strings.Contains(err.Error(), "baseDN") {
@@ -235,7 +235,7 @@ func TestDirectoryStopped(t *testing.T) {
 	}
 	var ev []store.Event
 	p.do(t, "GET", "/api/v1/audit?type=signin.fail", nil, &ev)
-	if len(ev) == 0 || !strings.Contains(ev[len(ev)-1].Detail, "ldaps://"+d.ip) {
+	if len(ev) == 0 || !strings.Contains(ev[len(ev)-1].Detail, "ldaps://"+d.IP) {
 		t.Fatalf("the audit does not name the failed server: %+v", ev)
 	}
 	if status, body, _ := signInAttempt(t, p.URL, "admin", p.Admin); !signedIn(status, body) {
