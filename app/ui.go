@@ -138,6 +138,8 @@ func (u *UI) refreshCurrent() {
 		u.users.refresh()
 	case 4:
 		u.dirs.refresh()
+	case 5:
+		u.policies.loadResources() // not the rules: that would drop a draft
 	case 6:
 		u.activity.refresh()
 	}

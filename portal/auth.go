@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -231,8 +230,6 @@ func (p *Portal) refuseSignIn(w http.ResponseWriter, r *http.Request, ip, user s
 	}
 	p.signInPage(w, r, http.StatusTooManyRequests, msg, typed)
 }
-
-var errNoSession = errors.New("not signed in")
 
 // credentials is the one place the portal asks who a user is: the sign-in
 // check of a typed name and password, and the re-check of a signed-in
