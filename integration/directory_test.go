@@ -3,9 +3,11 @@ package integration
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"portico/service/config"
 	"portico/service/store"
@@ -147,9 +149,40 @@ func TestDirectoryGroupChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.tool("group", "removemembers", "Accounting", "bob") })
-	status, body, _ = signInAttempt(t, p.URL, `OFFICE\bob`, "B0b-Passw0rd!")
+	status, body, c := signInAttempt(t, p.URL, `OFFICE\bob`, "B0b-Passw0rd!")
 	if !signedIn(status, body) || !strings.Contains(body, "Ledger desktop") {
 		t.Fatalf("after joining Accounting bob's next sign-in does not show the Staff resource (status %d)", status)
+	}
+
+	// Disabled in the directory: the next launch (once the group cache of
+	// one second has passed) refuses and ends the portal session.
+	dir := d.directory()
+	dir.GroupCacheSeconds = 1
+	p.do(t, "PUT", "/api/v1/settings/signin", config.SignIn{Directories: []config.Directory{dir}}, nil)
+	csrf := regexp.MustCompile(`data-csrf="([^"]+)"`).FindStringSubmatch(body)[1]
+	launch := func() int {
+		req, _ := http.NewRequest("POST", p.URL+"/userportal/api/launch/ledger", nil)
+		req.Header.Set("X-CSRF-Token", csrf)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := launch(); code != http.StatusOK {
+		t.Fatalf("bob's launch before he is disabled: %d", code)
+	}
+	if err := d.tool("user", "disable", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.tool("user", "enable", "bob") })
+	time.Sleep(1100 * time.Millisecond) // past the group cache; not an assertion on time
+	if code := launch(); code != http.StatusForbidden {
+		t.Fatalf("a launch after bob was disabled in the directory: %d", code)
+	}
+	if code := launch(); code != http.StatusUnauthorized {
+		t.Fatalf("bob's portal session survived his account being disabled: %d", code)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -178,8 +179,12 @@ func (ss *SessionStore) DeleteUser(user string) {
 		}
 	}
 	ss.mu.Unlock()
+	// The record holds the name JSON-encoded: NETBIOS\user of a directory
+	// account has its backslash escaped there.
+	enc, _ := json.Marshal(strings.ToLower(user))
+	needle := `"user":` + string(enc)
 	ss.st.DeleteSessionsWhere(func(_ string, raw []byte) bool {
-		return strings.Contains(strings.ToLower(string(raw)), `"user":"`+strings.ToLower(user)+`"`)
+		return strings.Contains(strings.ToLower(string(raw)), needle)
 	})
 }
 
