@@ -77,7 +77,7 @@ func newActivityPage(u *UI) *activityPage {
 func (p *activityPage) autoRefresh() {
 	for range time.Tick(10 * time.Second) {
 		fyne.Do(func() {
-			if p.u.api != nil && p.u.tabs.SelectedIndex() == 5 {
+			if p.u.api != nil && p.u.tabs.SelectedIndex() == 6 {
 				p.refresh()
 			}
 		})

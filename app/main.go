@@ -41,7 +41,7 @@ func main() {
 // screenshots renders every tab of the real window and saves it.
 func screenshots(u *UI, dir string) {
 	os.MkdirAll(dir, 0o755)
-	names := []string{"gateway", "user-portal", "resources", "users", "policies", "activity"}
+	names := []string{"gateway", "user-portal", "resources", "users", "directories", "policies", "activity"}
 	time.Sleep(2 * time.Second)
 	u.Wait()
 	for i, name := range names {

@@ -406,7 +406,7 @@ func (p *policiesPage) editRule(i int) {
 	}
 	form := widget.NewForm(
 		item("Name", "name", f.name), item("ID", "id", f.id), widget.NewFormItem("", f.enabled),
-		item("Users", "users", f.users), item("Groups", "groups", f.groups),
+		item("Users", "users", f.users), item("Groups", "groups", container.NewVBox(f.groups, groupSuggestions(p.u, f.groups))),
 		item("Client OS", "clientOS", f.os), item("Client networks", "networks", f.networks),
 		item("Clipboard", "clipboard", f.clip), item("File transfer", "fileTransfer", f.files),
 	)

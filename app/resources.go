@@ -245,7 +245,7 @@ func (p *resourcesPage) edit(r *resourceRow) {
 	item("Clipboard", "clipboard", f.clip)
 	item("File transfer", "fileTransfer", f.files, config.ProtocolRDP, config.ProtocolSSH)
 	item("Users", "users", f.users)
-	item("Groups", "groups", f.groups)
+	item("Groups", "groups", container.NewVBox(f.groups, groupSuggestions(p.u, f.groups)))
 	if cur.HostKey != "" {
 		f.clearKey.Text = "Forget the pinned " + pinName(cur.Protocol) + " (trust what the host presents on next use)"
 		cells = append(cells, widget.NewLabel("Pinned "+pinName(cur.Protocol)+" "+cur.HostKey), f.clearKey)

@@ -52,6 +52,7 @@ type UI struct {
 	portal    *portalPage
 	resources *resourcesPage
 	users     *usersPage
+	dirs      *directoriesPage
 	policies  *policiesPage
 	activity  *activityPage
 	banner    *widget.Label
@@ -78,6 +79,7 @@ func NewUI(a fyne.App, w fyne.Window, dataDir, gwBin string) *UI {
 	u.portal = newPortalPage(u)
 	u.resources = newResourcesPage(u)
 	u.users = newUsersPage(u)
+	u.dirs = newDirectoriesPage(u)
 	u.policies = newPoliciesPage(u)
 	u.activity = newActivityPage(u)
 	u.tabs = container.NewAppTabs(
@@ -85,6 +87,7 @@ func NewUI(a fyne.App, w fyne.Window, dataDir, gwBin string) *UI {
 		container.NewTabItemWithIcon("User Portal", theme.SettingsIcon(), u.portal.content),
 		container.NewTabItemWithIcon("Resources", theme.StorageIcon(), u.resources.content),
 		container.NewTabItemWithIcon("Users & groups", theme.AccountIcon(), u.users.content),
+		container.NewTabItemWithIcon("Directories", theme.StorageIcon(), u.dirs.content),
 		container.NewTabItemWithIcon("Client policies", theme.ListIcon(), u.policies.content),
 		container.NewTabItemWithIcon("Sessions & audit", theme.HistoryIcon(), u.activity.content),
 	)
@@ -125,6 +128,7 @@ func (u *UI) SetAPI(api API) {
 	u.portal.refresh()
 	u.resources.refresh()
 	u.users.refresh()
+	u.dirs.refresh()
 	u.policies.refresh()
 	u.activity.refresh()
 }
@@ -141,8 +145,10 @@ func (u *UI) refreshCurrent() {
 	case 3:
 		u.users.refresh()
 	case 4:
-		u.policies.loadResources() // not the rules: that would drop a draft
+		u.dirs.refresh()
 	case 5:
+		u.policies.loadResources() // not the rules: that would drop a draft
+	case 6:
 		u.activity.refresh()
 	}
 }

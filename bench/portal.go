@@ -88,7 +88,10 @@ type portalResult struct {
 	rounds    int
 	dataFS    string
 	endpoints []*endpointLoad
-	err       error
+	// signins compares sign-ins of a local and a directory account
+	// (bench/signin.go).
+	signins []*endpointLoad
+	err     error
 }
 
 // portalGateway is a running gateway with alice and her resources.
@@ -185,6 +188,7 @@ func portalPhase(ctx context.Context, cfg config) portalResult {
 	for _, e := range endpoints {
 		res.endpoints = append(res.endpoints, e.load)
 	}
+	res.signins = g.signInLoads(ctx, filepath.Join(dir, "data"), pc.secs, cfg.rounds)
 	return res
 }
 
@@ -533,7 +537,7 @@ func renderPortalTable(b *strings.Builder, r portalResult) {
 		fmt.Fprintf(b, "The portal phase could not run: %v\n", r.err)
 		return
 	}
-	fmt.Fprintf(b, "portico-gateway built from `./service`, data directory on %s. %d clients each signed in once as the same user (own session cookie, CSRF token and one keep-alive HTTPS connection), in a closed loop (next request when the last is answered) for %v per endpoint per round, %d rounds interleaved; the load generator shares the machine's cores with the gateway. Sign-in itself is not measured (its argon2id cost is deliberate). Medians over rounds, [min–max] for req/s; errors are summed. Gateway CPU is its process's user+system time per answered request. The portal page renders the resource list into GET / itself (its script does not call /api/resources, the JSON list), so both are measured; a launch is the page's POST with its CSRF header, cycling through one VNC, SSH and RDP resource.\n\n",
+	fmt.Fprintf(b, "portico-gateway built from `./service`, data directory on %s. %d clients each signed in once as the same user (own session cookie, CSRF token and one keep-alive HTTPS connection), in a closed loop (next request when the last is answered) for %v per endpoint per round, %d rounds interleaved; the load generator shares the machine's cores with the gateway. Sign-in is measured on its own below. Medians over rounds, [min–max] for req/s; errors are summed. Gateway CPU is its process's user+system time per answered request. The portal page renders the resource list into GET / itself (its script does not call /api/resources, the JSON list), so both are measured; a launch is the page's POST with its CSRF header, cycling through one VNC, SSH and RDP resource.\n\n",
 		r.dataFS, r.clients, r.secs, r.rounds)
 	fmt.Fprintf(b, "| portal endpoint, %d concurrent clients | req/s | p50 | p99 | errors | gateway CPU per request |\n|---|---|---|---|---|---|\n", r.clients)
 	for _, e := range r.endpoints {
@@ -543,6 +547,7 @@ func renderPortalTable(b *strings.Builder, r portalResult) {
 		}
 		fmt.Fprintf(b, "| %s | %s | %v | %v | %s | %.0f µs |\n", e.name, spreadOf(e.rates), e.medP50(), e.medP99(), errText, spreadOf(e.cpuPer).med)
 	}
+	renderSignInTable(b, r.signins) // bench/signin.go
 }
 
 // renderPortalTargets writes the target-5 rows of the targets table.

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"portico/service/config"
 	"portico/service/directory"
 	"portico/service/signin"
 	"portico/service/store"
@@ -55,11 +57,15 @@ type Session struct {
 	// Epoch is the account's credential generation at sign-in
 	// (directory.User.Epoch); the sign-in ends when the account's differs.
 	Epoch int64 `json:"epoch,omitempty"`
-	// Directory names the directory (AD/LDAP) that signed a directory
-	// account in; "" for a local account. Directory accounts have no local
-	// record, so the epoch check does not apply to them: their own rule
-	// (e.g. re-checking the directory) decides when their sign-ins end.
-	Directory string `json:"directory,omitempty"`
+	// Source is "" for a local account, else the directory (AD/LDAP) the
+	// account signed in from; User is then NETBIOS\user. Directory
+	// accounts have no local record, so the epoch check does not apply to
+	// them: a launch re-checks the directory instead.
+	Source string `json:"source,omitempty"`
+	// Login is the account name without domain (sAMAccountName for Active
+	// Directory), DN its distinguished name: what a launch re-checks.
+	Login string `json:"login,omitempty"`
+	DN    string `json:"dn,omitempty"`
 
 	id string // hash of the cookie value; not stored in the record
 }
@@ -102,7 +108,7 @@ func NewSessionStore(st *store.Store, epochs func() map[string]int64) *SessionSt
 
 // revoked reports whether s's account has left the epoch it signed in under.
 func (ss *SessionStore) revoked(s *Session) bool {
-	if ss.epochs == nil || s.Directory != "" {
+	if ss.epochs == nil || s.Source != "" {
 		return false
 	}
 	e, ok := ss.epochs()[strings.ToLower(s.User)]
@@ -259,8 +265,12 @@ func (ss *SessionStore) DeleteUser(user string) {
 		}
 	}
 	ss.mu.Unlock()
+	// The record holds the name JSON-encoded: NETBIOS\user of a directory
+	// account has its backslash escaped there.
+	enc, _ := json.Marshal(strings.ToLower(user))
+	needle := `"user":` + string(enc)
 	ss.st.DeleteSessionsWhere(func(_ string, raw []byte) bool {
-		return strings.Contains(strings.ToLower(string(raw)), `"user":"`+strings.ToLower(user)+`"`)
+		return strings.Contains(strings.ToLower(string(raw)), needle)
 	})
 }
 
@@ -272,31 +282,31 @@ const deviceSuffix = "_Device"
 // localAccountKey is the guard's key of a local account.
 func localAccountKey(username string) string { return "local:" + strings.ToLower(username) }
 
-// checkLocal checks a local account's password through the guard, with the
-// same work and the same answer for every failure: an unknown user, a
-// domain that does not match and a wrong password each cost one hash
-// (against dummyHash when there is no hash to check), so neither time nor
-// page tells which it was. ok is true only for the right password of an
-// existing account in the typed domain; a disabled account is reported
-// through u.Disabled only then. err is a *signin.Refusal when the guard
-// did not let the check run.
-func (p *Portal) checkLocal(r *http.Request, ip string, login directory.Login, password string) (u directory.User, ok bool, err error) {
+// checkCredentials checks a typed name and password through the guard:
+// local accounts and directory binds alike (creds.Authenticate runs as
+// the guard's verify, so a directory bind is reserved, slotted and
+// throttled exactly like a local hash). Every failure of a local or
+// unknown name costs one hash (directory.Service uses a dummy hash when
+// there is nothing to check). A refusal by the guard is a
+// *signin.Refusal; any other error is a *directory.Error saying why.
+func (p *Portal) checkCredentials(r *http.Request, ip string, si config.SignIn, login directory.Login, password string) (directory.Account, error) {
 	acct := localAccountKey(login.Username)
 	device := ""
 	if c, err := r.Cookie(cookieName(r) + deviceSuffix); err == nil {
 		device = p.devices.Verify(c.Value, acct)
 	}
-	ok, err = p.guard.Check(r.Context(), signin.Attempt{IP: ip, Account: acct, Device: device}, func() bool {
-		lookErr := p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(login.Username); return })
-		found := lookErr == nil && u.MatchesDomain(login.Domain)
-		hash := dummyHash
-		if found && u.PasswordHash != "" {
-			hash = u.PasswordHash
-		}
-		match := p.checkPassword(hash, password)
-		return found && match
+	ctx, cancel := context.WithTimeout(r.Context(), 65*time.Second)
+	defer cancel()
+	var a directory.Account
+	var authErr error
+	_, err := p.guard.Check(ctx, signin.Attempt{IP: ip, Account: acct, Device: device}, func() bool {
+		a, authErr = p.creds.Authenticate(ctx, si, login, password)
+		return authErr == nil
 	})
-	return u, ok, err
+	if err != nil {
+		return directory.Account{}, err
+	}
+	return a, authErr
 }
 
 // refuseSignIn answers a sign-in the guard did not check: 429 with
@@ -316,19 +326,55 @@ func (p *Portal) refuseSignIn(w http.ResponseWriter, r *http.Request, ip, user s
 	p.signInPage(w, r, http.StatusTooManyRequests, msg, typed)
 }
 
+// credentials is the one place the portal asks who a user is: the sign-in
+// check of a typed name and password, and the re-check of a signed-in
+// account at launch. directory.Service implements it (local accounts,
+// then the directories in order).
+type credentials interface {
+	Authenticate(ctx context.Context, si config.SignIn, l directory.Login, password string) (directory.Account, error)
+	Refresh(ctx context.Context, si config.SignIn, a directory.Account) (directory.Account, error)
+}
+
+var _ credentials = (*directory.Service)(nil)
+
+// RDPAccount is the account an RDP host is signed in to with the user's
+// portal sign-in (credential mode portal): for a directory account its
+// sAMAccountName and NetBIOS domain (User is NETBIOS\user there), for a
+// local account its name and domain.
+func (s *Session) RDPAccount() (user, domain string) {
+	if s.Source != "" && s.Login != "" {
+		return s.Login, s.Domain
+	}
+	return s.User, s.Domain
+}
+
+// accountOf is the account a session was signed in as.
+func accountOf(s *Session) directory.Account {
+	a := directory.Account{Source: s.Source, Username: s.Login, Domain: s.Domain, DN: s.DN, DisplayName: s.DisplayName, Groups: s.Groups}
+	if a.Username == "" {
+		a.Username = s.User
+	}
+	return a
+}
+
 // account re-reads the signed-in user's account. It runs on every launch
-// (not on page views, which must not touch the store): an account disabled
-// or removed since sign-in ends all its portal sessions here, and group
-// changes take effect for the next launch.
-func (p *Portal) account(s *Session) (directory.User, bool) {
-	var u directory.User
-	err := p.Store.View(func(t *store.Tx) (err error) { u, err = t.User(s.User); return })
-	if err != nil || u.Disabled {
+// (not on page views): an account disabled or removed since sign-in ends
+// all its portal sessions here, and group changes take effect for the
+// next launch (a directory account's groups are cached for the
+// directory's group cache time; a directory that cannot be reached keeps
+// the groups of the sign-in).
+func (p *Portal) account(s *Session) (directory.Account, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 65*time.Second)
+	defer cancel()
+	a, err := p.creds.Refresh(ctx, p.Live.Load().SignIn, accountOf(s))
+	if f := directory.FailureOf(err); err != nil && f != directory.FailUnreachable {
 		p.sessions.DeleteUser(s.User)
-		return u, false
+		return a, false
+	} else if err != nil {
+		p.Logger.Warn("directory unreachable at launch: keeping the groups of the sign-in", "user", s.User, "err", err)
 	}
-	if strings.Join(u.Groups, "\x00") != strings.Join(s.Groups, "\x00") {
-		p.sessions.Update(s, func(s *Session) { s.Groups = u.Groups })
+	if strings.Join(a.Groups, "\x00") != strings.Join(s.Groups, "\x00") {
+		p.sessions.Update(s, func(s *Session) { s.Groups = a.Groups })
 	}
-	return u, true
+	return a, true
 }

@@ -64,10 +64,17 @@ type loginHint struct {
 }
 
 func hint(s *config.Snapshot) loginHint {
-	if s.Effective.Portal.Restrictions.PreWindows2000Login {
-		return loginHint{Label: `User name (DOMAIN\user)`, Placeholder: `DOMAIN\user`, Example: `OFFICE\alice`}
+	netbios, dns := "OFFICE", "office.example.com"
+	for _, d := range s.SignIn.Directories {
+		if !d.Disabled {
+			netbios, dns = strings.ToUpper(d.NetBIOSName), strings.ToLower(d.DNSName)
+			break
+		}
 	}
-	return loginHint{Label: "User name (user@domain)", Placeholder: "user@domain", Example: "alice@office.example.com"}
+	if s.Effective.Portal.Restrictions.PreWindows2000Login {
+		return loginHint{Label: `User name (DOMAIN\user)`, Placeholder: netbios + `\user`, Example: netbios + `\alice`}
+	}
+	return loginHint{Label: "User name (user@domain)", Placeholder: "user@" + dns, Example: "alice@" + dns}
 }
 
 type pageData struct {
@@ -306,53 +313,90 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) {
 		p.signInPage(w, r, http.StatusBadRequest, fmt.Sprintf("%v. Sign in as %s.", err, hint(s).Example), typed)
 		return
 	}
-	u, ok, err := p.checkLocal(r, ip, login, password)
+	u, err := p.checkCredentials(r, ip, s.SignIn, login, password)
 	if ref, refused := signin.IsRefusal(err); refused {
 		p.refuseSignIn(w, r, ip, login.Username, ref, typed)
 		return
 	}
-	if err != nil || !ok {
-		// Wrong names and passwords arrive as fast as the guard lets hashes
-		// run, from as many addresses as an attacker has: aggregated too.
-		p.auditRefusal(store.Event{Type: "signin.fail", User: login.Username, ClientIP: ip, Detail: "wrong user name or password"})
-		p.signInPage(w, r, http.StatusUnauthorized, "Wrong user name or password. Check both and try again.", typed)
-		return
-	}
-	if u.Disabled {
-		p.audit(store.Event{Type: "signin.fail", User: u.Username, ClientIP: ip, Detail: "account disabled"})
-		p.signInPage(w, r, http.StatusForbidden, "Your account is disabled. Ask your administrator to enable it.", typed)
+	if err != nil {
+		f := directory.FailureOf(err)
+		ev := store.Event{Type: "signin.fail", User: typed, ClientIP: ip, Detail: err.Error()}
+		if f == directory.FailWrongPassword || f == directory.FailNoAccount {
+			// Wrong names and passwords arrive as fast as the guard lets
+			// hashes run, from as many addresses as an attacker has:
+			// aggregated, so they cannot flush the security events.
+			p.auditRefusal(ev)
+		} else {
+			p.audit(ev)
+		}
+		code := map[directory.Failure]int{directory.FailUnreachable: http.StatusServiceUnavailable, directory.FailDisabled: http.StatusForbidden,
+			directory.FailLocked: http.StatusForbidden, directory.FailAccountExpired: http.StatusForbidden}[f]
+		if code == 0 {
+			code = http.StatusUnauthorized
+		}
+		p.signInPage(w, r, code, f.Message(), typed)
 		return
 	}
 	notice := ""
 	pre2000 := s.Effective.Portal.Restrictions.PreWindows2000Login
 	if (pre2000 && login.Format == "upn") || (!pre2000 && login.Format == "downlevel") {
-		right := u.Username + "@" + strings.ToLower(orDefault(u.Domain, "domain"))
-		if pre2000 {
-			right = orDefault(u.Domain, "DOMAIN") + `\` + u.Username
-		}
-		notice = "This portal uses the " + map[bool]string{true: `DOMAIN\user`, false: "user@domain"}[pre2000] + " sign-in format: next time sign in as " + right + "."
+		notice = "This portal uses the " + map[bool]string{true: `DOMAIN\user`, false: "user@domain"}[pre2000] + " sign-in format: next time sign in as " + loginAs(u, pre2000) + "."
 	}
-	value, created, err := p.sessions.Create(Session{User: u.Username, Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice, Epoch: u.Epoch})
-	if err != nil {
-		p.errorPage(w, r, http.StatusInternalServerError, "Sign-in failed", "The gateway could not start your session. Please try again.", "")
+	if s.SignIn.TOTP.Required(u.Groups) {
+		p.beginSecondFactor(w, r, u, password, notice, ip)
 		return
 	}
+	if p.startSession(w, r, u, password, notice, ip) {
+		http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
+	}
+}
+
+// startSession is where every sign-in ends when all its factors are
+// right: it creates the portal session and sets its cookies (false, with
+// an error page answered, when the session cannot be stored). password is
+// the one the user signed in with: the RDP "portal" credential mode keeps
+// it, sealed in memory, for this session.
+func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, u directory.Account, password, notice, ip string) bool {
+	value, created, err := p.sessions.Create(Session{User: u.Principal(), Domain: u.Domain, DisplayName: orDefault(u.DisplayName, u.Username), Groups: u.Groups, ClientIP: ip, Notice: notice,
+		Source: u.Source, Login: u.Username, DN: u.DN, Epoch: u.Epoch})
+	if err != nil {
+		p.errorPage(w, r, http.StatusInternalServerError, "Sign-in failed", "The gateway could not start your session. Please try again.", "")
+		return false
+	}
 	// For RDP resources in "portal" credential mode; sealed, in memory only.
 	p.sessions.KeepPassword(created.ID(), password)
-	// For RDP resources in "portal" credential mode; sealed, in memory only.
-	p.sessions.KeepPassword(created.ID(), password)
-	p.audit(store.Event{Type: "signin.ok", User: u.Username, ClientIP: ip})
-	if n := p.sessions.Limit(u.Username, s.Gateway.EffectiveSecurity().MaxSignInsPerUser); n > 0 {
-		p.audit(store.Event{Type: "signout", User: u.Username, ClientIP: ip, Detail: fmt.Sprintf("%d older sign-in(s) ended: at most %d per user", n, s.Gateway.EffectiveSecurity().MaxSignInsPerUser)})
+	p.audit(store.Event{Type: "signin.ok", User: u.Principal(), ClientIP: ip, Detail: signInSource(u)})
+	if max := snap(r).Gateway.EffectiveSecurity().MaxSignInsPerUser; max > 0 {
+		if n := p.sessions.Limit(u.Principal(), max); n > 0 {
+			p.audit(store.Event{Type: "signout", User: u.Principal(), ClientIP: ip, Detail: fmt.Sprintf("%d older sign-in(s) ended: at most %d per user", n, max)})
+		}
 	}
 	http.SetCookie(w, p.cookie(r, cookieName(r)+preAuthSuffix, "", -1))
 	http.SetCookie(w, p.cookie(r, cookieName(r)+deviceSuffix, p.devices.Issue(localAccountKey(u.Username)), int(signin.DeviceLifetime/time.Second)))
 	http.SetCookie(w, p.cookie(r, cookieName(r), value, int(AbsoluteTimeout/time.Second)))
-	http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
+	return true
 }
 
-// dummyHash is checked against when the account does not exist.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$4kNyYWsDBWRAzG6bw0X9cGaFg8fZ8ZrnYOqZcZz2ELA"
+// loginAs is the account's sign-in name in the portal's login format.
+func loginAs(a directory.Account, pre2000 bool) string {
+	if a.Source != "" {
+		if pre2000 {
+			return a.Domain + `\` + a.Username
+		}
+		return a.Username + "@" + a.DNSDomain
+	}
+	if pre2000 {
+		return orDefault(directory.DownlevelDomain(a.Domain), "DOMAIN") + `\` + a.Username
+	}
+	return a.Username + "@" + strings.ToLower(orDefault(a.Domain, "domain"))
+}
+
+func signInSource(a directory.Account) string {
+	if a.Source == "" {
+		return "local account"
+	}
+	return "directory " + a.Source + " (" + a.DN + ")"
+}
 
 func orDefault(s, def string) string {
 	if s == "" {

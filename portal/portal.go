@@ -61,6 +61,9 @@ type Deps struct {
 	DetectDNS func() string
 	// ClientDirs are searched for portico-client builds to hand out.
 	ClientDirs []string
+	// Directory checks sign-ins (local accounts, then the directories);
+	// nil builds one over Store and Secrets.
+	Directory *directory.Service
 	// Guard bounds credential checks; nil makes one sized to the machine.
 	Guard *signin.Guard
 }
@@ -70,6 +73,8 @@ type Portal struct {
 	Deps
 	tickets  *Tickets
 	sessions *SessionStore
+	creds    credentials
+	pending  pendingSignIns
 	guard    *signin.Guard
 	devices  signin.Devices
 	// checkPassword is directory.CheckPassword; tests count hashes with it.
@@ -115,6 +120,20 @@ func New(d Deps) *Portal {
 		box, _ := secret.New(key)
 		p.devices.MAC = box.MAC
 	}
+	if p.Directory == nil {
+		p.Directory = &directory.Service{
+			LocalUser: func(name string) (u directory.User, err error) {
+				err = d.Store.View(func(t *store.Tx) (err error) { u, err = t.User(name); return })
+				return u, err
+			},
+			// Through p, so tests that count hashes see every local check.
+			CheckPassword: func(phc, password string) bool { return p.checkPassword(phc, password) },
+		}
+		if d.Secrets != nil {
+			p.Directory.Unseal = d.Secrets.Unseal
+		}
+	}
+	p.creds = p.Directory
 	p.tpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"asset": func(s string) string { return d.AssetURL(s) },
 	}).ParseFS(templateFS, "templates/*.html"))
@@ -127,6 +146,8 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /{$}", p.home)
 	m.HandleFunc("POST /signin", p.signIn)
 	m.HandleFunc("POST /signout", p.signOut)
+	m.HandleFunc("GET /2fa", p.secondFactorPage)
+	m.HandleFunc("POST /2fa", p.secondFactor)
 	m.HandleFunc("GET /api/resources", p.apiResources)
 	m.HandleFunc("POST /api/launch/{id}", p.apiLaunch)
 	m.HandleFunc("POST /api/launch/{id}/rdp-file", p.apiRDPFile)

@@ -26,11 +26,14 @@ func (p *Portal) rdpSignIn(s *Session, res config.Resource) (in *rdp.SignIn, how
 			"stored credentials of " + qualified(res.Credentials.Domain, res.Credentials.Username), nil
 	case config.CredPortal:
 		pw, ok := p.sessions.SignInPassword(s.ID())
-		how = "portal sign-in of " + qualified(s.Domain, s.User)
+		// A directory account signs in to Windows as its own account name
+		// in its NetBIOS domain, not as the portal's NETBIOS\user.
+		user, domain := s.RDPAccount()
+		how = "portal sign-in of " + qualified(domain, user)
 		if !ok {
 			how += " (no password kept: signed in before the gateway restarted)"
 		}
-		return &rdp.SignIn{Creds: nla.Credentials{User: s.User, Domain: s.Domain, Password: pw}}, how, nil
+		return &rdp.SignIn{Creds: nla.Credentials{User: user, Domain: domain, Password: pw}}, how, nil
 	}
 	return nil, "", nil
 }

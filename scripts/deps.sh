@@ -19,7 +19,8 @@ case "$want" in
       chromium haproxy websockify ca-certificates imagemagick
       xrdp debootstrap fakeroot gcc-mingw-w64-x86-64
       freerdp2-x11 xdg-utils
-      zip file systemd init-system-helpers xz-utils lintian nsis desktop-file-utils)
+      zip file systemd init-system-helpers xz-utils lintian nsis desktop-file-utils
+      samba samba-dsdb-modules samba-vfs-modules samba-ad-provision winbind ldap-utils slapd iproute2)
     ;;
 esac
 case "$want" in

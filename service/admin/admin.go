@@ -26,6 +26,10 @@
 //	GET  audit?user=&type=&since=&limit=
 //	POST ip-detection/test           the gateway calls {"url"} and reports {"ok","ip"|"error"}
 //	GET  export                      POST import
+//	GET  settings/signin             directories (in order) and second factor; PUT settings/signin
+//	POST directories/test            {"directory", "user"} → each stage (dns, tcp, tls, bind, search, groups), the account and its groups
+//	GET  directories/groups?q=       directory groups starting with q (NETBIOS\Group), for the pickers
+//	GET  users/{name}/second-factor  TOTP enrolment state; DELETE resets it (local name or NETBIOS\user)
 //
 // Errors are JSON: {"error": "...", "fields": [{"field", "value", "message"}]}.
 package admin
@@ -42,6 +46,7 @@ import (
 	"time"
 
 	"portico/service/config"
+	"portico/service/directory"
 	"portico/service/secret"
 	"portico/service/sessions"
 	"portico/service/signin"
@@ -111,6 +116,9 @@ type Deps struct {
 	// UsedPorts maps ports the gateway listens on to their purpose.
 	UsedPorts func() map[int]string
 	Logger    *slog.Logger
+	// Directory answers directory questions (explain, group pickers); nil
+	// builds one over Store and Secrets.
+	Directory *directory.Service
 }
 
 type api struct {
@@ -122,6 +130,13 @@ type api struct {
 func New(d Deps) http.Handler {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.Directory == nil {
+		var unseal func(string) (string, error)
+		if d.Secrets != nil {
+			unseal = d.Secrets.Unseal
+		}
+		d.Directory = newDirectory(d.Store, unseal)
 	}
 	a := &api{Deps: d, mux: http.NewServeMux()}
 	a.routes()

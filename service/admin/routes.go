@@ -5,9 +5,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"portico/service/config"
+	"portico/service/directory"
 	"portico/service/ipdetect"
 	"portico/service/policy"
 	"portico/service/store"
@@ -34,6 +36,8 @@ func (a *api) routes() {
 	m.HandleFunc("PUT /api/v1/users/{name}", a.putUser)
 	m.HandleFunc("DELETE /api/v1/users/{name}", a.deleteUser)
 	m.HandleFunc("POST /api/v1/users/{name}/password", a.setPassword)
+	m.HandleFunc("GET /api/v1/users/{name}/second-factor", a.secondFactorStatus)
+	m.HandleFunc("DELETE /api/v1/users/{name}/second-factor", a.resetSecondFactor)
 	m.HandleFunc("GET /api/v1/groups", a.listGroups)
 	m.HandleFunc("POST /api/v1/groups", a.createGroup)
 	m.HandleFunc("PUT /api/v1/groups/{name}", a.putGroup)
@@ -48,6 +52,10 @@ func (a *api) routes() {
 	m.HandleFunc("DELETE /api/v1/sessions/{id}", a.disconnect)
 	m.HandleFunc("GET /api/v1/audit", a.audit)
 	m.HandleFunc("POST /api/v1/ip-detection/test", a.testIPDetection)
+	m.HandleFunc("GET /api/v1/settings/signin", a.getSignIn)
+	m.HandleFunc("PUT /api/v1/settings/signin", a.putSignIn)
+	m.HandleFunc("POST /api/v1/directories/test", a.testDirectory)
+	m.HandleFunc("GET /api/v1/directories/groups", a.searchDirectoryGroups)
 	m.HandleFunc("GET /api/v1/export", a.export)
 	m.HandleFunc("POST /api/v1/import", a.importConfig)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -198,6 +206,10 @@ func (a *api) putPolicies(w http.ResponseWriter, r *http.Request) {
 // checkMembers refuses references to users or groups that do not exist.
 func checkMembers(t *store.Tx, prefix string, users, groups []string) error {
 	var es config.FieldErrors
+	si, err := t.SignIn()
+	if err != nil {
+		return err
+	}
 	// path is "groups[1]" for a top-level list, "[2].groups[1]" inside one.
 	path := func(list string, i int) string {
 		if prefix == "" {
@@ -206,11 +218,18 @@ func checkMembers(t *store.Tx, prefix string, users, groups []string) error {
 		return fmt.Sprintf("%s.%s[%d]", prefix, list, i)
 	}
 	for i, u := range users {
+		if directory.IsDirectoryGroup(si, u) {
+			// NETBIOS\user of a directory: the directory, not the store, knows it.
+			continue
+		}
 		if _, err := t.User(u); err != nil {
 			es = append(es, config.FieldError{Field: path("users", i), Value: u, Message: "no such user: add the user first"})
 		}
 	}
 	for i, g := range groups {
+		if directory.IsDirectoryGroup(si, g) {
+			continue
+		}
 		if _, err := t.Group(g); err != nil {
 			es = append(es, config.FieldError{Field: path("groups", i), Value: g, Message: "no such group: add the group first"})
 		}
@@ -406,14 +425,13 @@ func (a *api) explain(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		es = append(es, config.FieldError{Field: "resource", Value: in.Resource, Message: "no such resource"})
 	}
-	var groups []string
-	err := a.Store.View(func(t *store.Tx) error {
-		u, err := t.User(in.User)
-		groups = u.Groups
-		return err
-	})
+	groups, err := a.memberGroups(r.Context(), in.User)
 	if err != nil {
-		es = append(es, config.FieldError{Field: "user", Value: in.User, Message: "no such user"})
+		msg := "no such user"
+		if strings.Contains(in.User, `\`) {
+			msg = "not found in the directory: " + err.Error()
+		}
+		es = append(es, config.FieldError{Field: "user", Value: in.User, Message: msg})
 	}
 	ip := net.ParseIP(in.ClientIP)
 	if in.ClientIP != "" && ip == nil {

@@ -195,6 +195,9 @@ func (a *api) deleteUser(w http.ResponseWriter, r *http.Request) {
 		if refs := references(t, func(users, _ []string) bool { return containsFold(users, name) }); len(refs) > 0 {
 			return conflictError{fmt.Errorf("user %q is still assigned to %s: remove those assignments first", name, strings.Join(refs, ", "))}
 		}
+		if err := t.DeleteMFA(name); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		return t.DeleteUser(name)
 	})
 	if err != nil {

@@ -28,6 +28,9 @@ type Snapshot struct {
 	// delete or password change takes effect at the next request without
 	// reading the store.
 	UserEpochs map[string]int64
+	// SignIn is how users sign in: directories and the second factor
+	// (bind passwords still sealed).
+	SignIn SignIn
 }
 
 // Resource returns the resource with the given ID.

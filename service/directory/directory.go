@@ -1,7 +1,10 @@
-// Package directory defines Portico's local user accounts and groups: their
-// validation, how sign-in names in either login format map to one account,
-// and password hashing (argon2id). It does not store anything: the store
-// persists these types and the portal and admin API use them.
+// Package directory owns who may sign in to the portal: local user accounts
+// and groups (their validation and argon2id password hashing), how sign-in
+// names in either login format map to one account, and the Active
+// Directory and LDAP directories asked after the local accounts (binds,
+// searches, groups, a small connection pool per directory, failover). It
+// does not store anything: the store persists the local records and the
+// sign-in settings (service/config), and the portal asks Service.
 package directory
 
 import (
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -107,11 +111,22 @@ type Login struct {
 	Format string
 }
 
-// ParseLogin splits a sign-in name typed as user, user@domain or DOMAIN\user.
+// ParseLogin splits a sign-in name typed as user, user@domain or
+// DOMAIN\user. It refuses control characters (NUL included) and names
+// longer than 256 bytes; what it returns is still untrusted text that the
+// LDAP filter builder escapes.
 func ParseLogin(s string) (Login, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return Login{}, errors.New("enter your user name")
+	}
+	if len(s) > 256 {
+		return Login{}, errors.New("that user name is too long")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return Login{}, errors.New("that user name contains characters a user name cannot have")
+		}
 	}
 	if i := strings.IndexByte(s, '\\'); i >= 0 {
 		d, u := s[:i], s[i+1:]
@@ -131,18 +146,35 @@ func ParseLogin(s string) (Login, error) {
 }
 
 // MatchesDomain reports whether a typed domain fits the account's domain.
-// Both the NetBIOS form (OFFICE) and a DNS form starting with it
-// (office.example.com) are accepted, so DOMAIN\user and user@domain reach
-// the same account.
+// The account's Domain may be a NetBIOS name (OFFICE) or a DNS name
+// (office.example.com); either way both forms sign in: OFFICE\alice and
+// alice@office.example.com reach the account, matched by the first label
+// when one side is a NetBIOS name and in full when both are DNS names.
 func (u User) MatchesDomain(typed string) bool {
-	if typed == "" || u.Domain == "" {
-		return typed == "" || strings.EqualFold(typed, u.Domain)
+	return DomainMatches(u.Domain, typed)
+}
+
+// DomainMatches is MatchesDomain for any account domain.
+func DomainMatches(account, typed string) bool {
+	if typed == "" || account == "" {
+		return typed == "" || strings.EqualFold(typed, account)
 	}
-	if strings.EqualFold(typed, u.Domain) {
+	if strings.EqualFold(typed, account) {
 		return true
 	}
-	first, _, _ := strings.Cut(typed, ".")
-	return strings.EqualFold(first, u.Domain)
+	if strings.Contains(typed, ".") && strings.Contains(account, ".") {
+		return false
+	}
+	a, _, _ := strings.Cut(account, ".")
+	t, _, _ := strings.Cut(typed, ".")
+	return strings.EqualFold(a, t)
+}
+
+// DownlevelDomain is the form of a local account's domain shown in
+// DOMAIN\user: the first label, upper-case.
+func DownlevelDomain(domain string) string {
+	first, _, _ := strings.Cut(domain, ".")
+	return strings.ToUpper(first)
 }
 
 // argon2id parameters: OWASP's recommended minimum (19 MiB, 2 passes), which

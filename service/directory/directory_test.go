@@ -67,15 +67,3 @@ func TestMatchesDomain(t *testing.T) {
 		t.Error("user without domain")
 	}
 }
-
-func FuzzParseLogin(f *testing.F) {
-	for _, s := range []string{"a", `D\u`, "u@d", `\\`, "@@", "a@b@c"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		l, err := ParseLogin(s)
-		if err == nil && l.Username == "" {
-			t.Fatalf("%q parsed to an empty user", s)
-		}
-	})
-}

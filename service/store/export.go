@@ -35,6 +35,9 @@ type Document struct {
 	Groups []directory.Group `json:"groups"`
 	// Policies are the client policies in order.
 	Policies []config.ClientPolicy `json:"policies"`
+	// SignIn is the directories (bind passwords sealed) and the second-factor
+	// setting; absent in exports from before directories.
+	SignIn *config.SignIn `json:"signIn,omitempty"`
 	// Certificate is the gateway's TLS certificate, if any.
 	Certificate *Certificate `json:"certificate,omitempty"`
 }
@@ -67,6 +70,11 @@ func (s *Store) Export() (Document, error) {
 		if d.Policies, err = t.Policies(); err != nil {
 			return err
 		}
+		si, err := t.SignIn()
+		if err != nil {
+			return err
+		}
+		d.SignIn = &si
 		if c, err := t.Certificate(CertGateway); err == nil {
 			d.Certificate = &c
 		}
@@ -125,6 +133,13 @@ func (d Document) Validate() error {
 		ids[g.ID] = true
 		addAll(fmt.Sprintf("gateways[%d]", i), g.Validate(nil))
 	}
+	var si config.SignIn
+	if d.SignIn != nil {
+		si = *d.SignIn
+		if err := si.Validate(); err != nil {
+			addAll("signIn", err)
+		}
+	}
 	users, groups := map[string]bool{}, map[string]bool{}
 	for i, g := range d.Groups {
 		if groups[directory.Key(g.Name)] {
@@ -152,7 +167,7 @@ func (d Document) Validate() error {
 		}
 		rids[r.ID] = true
 		addAll(fmt.Sprintf("resources[%d]", i), r.Validate())
-		checkRefs(&es, fmt.Sprintf("resources[%d]", i), r.Users, r.Groups, users, groups)
+		checkRefs(&es, si, fmt.Sprintf("resources[%d]", i), r.Users, r.Groups, users, groups)
 	}
 	pids := map[string]bool{}
 	for i, p := range d.Policies {
@@ -161,7 +176,7 @@ func (d Document) Validate() error {
 		}
 		pids[p.ID] = true
 		addAll(fmt.Sprintf("policies[%d]", i), p.Validate())
-		checkRefs(&es, fmt.Sprintf("policies[%d]", i), p.Users, p.Groups, users, groups)
+		checkRefs(&es, si, fmt.Sprintf("policies[%d]", i), p.Users, p.Groups, users, groups)
 	}
 	if len(es) == 0 {
 		return nil
@@ -169,14 +184,14 @@ func (d Document) Validate() error {
 	return es
 }
 
-func checkRefs(es *config.FieldErrors, prefix string, us, gs []string, users, groups map[string]bool) {
+func checkRefs(es *config.FieldErrors, si config.SignIn, prefix string, us, gs []string, users, groups map[string]bool) {
 	for j, u := range us {
-		if !users[directory.Key(u)] {
+		if !users[directory.Key(u)] && !directory.IsDirectoryGroup(si, u) {
 			*es = append(*es, config.FieldError{Field: fmt.Sprintf("%s.users[%d]", prefix, j), Value: u, Message: "no such user in the export"})
 		}
 	}
 	for j, g := range gs {
-		if !groups[directory.Key(g)] {
+		if !groups[directory.Key(g)] && !directory.IsDirectoryGroup(si, g) {
 			*es = append(*es, config.FieldError{Field: fmt.Sprintf("%s.groups[%d]", prefix, j), Value: g, Message: "no such group in the export"})
 		}
 	}
@@ -222,6 +237,11 @@ func (s *Store) Import(d Document, by string) error {
 		}
 		if err := t.PutPolicies(d.Policies); err != nil {
 			return err
+		}
+		if d.SignIn != nil {
+			if err := t.PutSignIn(*d.SignIn); err != nil {
+				return err
+			}
 		}
 		if d.Certificate != nil {
 			if err := t.PutCertificate(CertGateway, *d.Certificate); err != nil {

@@ -35,6 +35,10 @@ var migrations = []migration{
 		_, err := tx.CreateBucketIfNotExists(bPrefs)
 		return err
 	}},
+	{"second-factor enrolments", func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bMFA)
+		return err
+	}},
 }
 
 // SchemaVersion is the version this build writes.

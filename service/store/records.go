@@ -7,6 +7,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/directory"
+	"portico/service/mfa"
 )
 
 // Site returns the site default User Portal settings.
@@ -18,6 +19,20 @@ func (t *Tx) Site() (config.PortalSettings, error) {
 
 // PutSite replaces the site defaults.
 func (t *Tx) PutSite(p config.PortalSettings) error { return t.put(bSettings, kSite, p) }
+
+// SignIn returns the directories and second-factor settings (zero when
+// never set: local accounts only, no second factor).
+func (t *Tx) SignIn() (config.SignIn, error) {
+	var s config.SignIn
+	err := t.get(bSettings, kSignIn, &s)
+	if errors.Is(err, ErrNotFound) {
+		return config.SignIn{}, nil
+	}
+	return s, err
+}
+
+// PutSignIn replaces the sign-in settings.
+func (t *Tx) PutSignIn(s config.SignIn) error { return t.put(bSettings, kSignIn, s) }
 
 // Gateway returns a gateway record by ID.
 func (t *Tx) Gateway(id string) (config.Gateway, error) {
@@ -215,5 +230,26 @@ func (t *Tx) Snapshot(gatewayID string) (*config.Snapshot, error) {
 	for _, u := range users {
 		epochs[directory.Key(u.Username)] = u.Epoch
 	}
-	return &config.Snapshot{Site: site, Gateway: g, Effective: config.Resolve(site, g), Resources: rs, Policies: ps, UserEpochs: epochs}, nil
+	si, err := t.SignIn()
+	if err != nil {
+		return nil, fmt.Errorf("read sign-in settings: %w", err)
+	}
+	return &config.Snapshot{Site: site, Gateway: g, Effective: config.Resolve(site, g), Resources: rs, Policies: ps, UserEpochs: epochs, SignIn: si}, nil
 }
+
+// MFA returns a user's second-factor enrolment (user is the principal:
+// the local name or NETBIOS\user); ErrNotFound when not enrolled.
+func (t *Tx) MFA(user string) (mfa.Enrolment, error) {
+	var e mfa.Enrolment
+	err := t.get(bMFA, []byte(directory.Key(user)), &e)
+	return e, err
+}
+
+// PutMFA writes a user's enrolment.
+func (t *Tx) PutMFA(user string, e mfa.Enrolment) error {
+	return t.put(bMFA, []byte(directory.Key(user)), e)
+}
+
+// DeleteMFA removes a user's enrolment (the admin's reset): the next
+// sign-in enrols again.
+func (t *Tx) DeleteMFA(user string) error { return t.del(bMFA, []byte(directory.Key(user))) }

@@ -42,6 +42,7 @@ var (
 	// bRefusals holds aggregated refusal records (AppendRefusal), apart
 	// from the security events in bAudit; created on first use.
 	bRefusals = []byte("audit-refusals")
+	bMFA      = []byte("mfa")
 )
 
 // Keys in fixed buckets.
@@ -50,6 +51,7 @@ var (
 	kSite     = []byte("site")
 	kOrder    = []byte("order")
 	kFirstRun = []byte("firstRun")
+	kSignIn   = []byte("signin")
 )
 
 // FileName is the bbolt file's name inside the data directory.
