@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +60,16 @@ type Deps struct {
 	DetectDNS func() string
 	// ClientDirs are searched for portico-client builds to hand out.
 	ClientDirs []string
+	// DriveDir holds the folders of the RDP sessions' Portico drives (one
+	// per session, removed when it ends); empty: a folder in os.TempDir.
+	DriveDir string
+	// DriveQuota caps one session's drive in bytes; 0: DefaultDriveQuota.
+	DriveQuota int64
 }
+
+// DefaultDriveQuota is the size of an RDP session's drive unless Deps
+// says otherwise.
+const DefaultDriveQuota = 1 << 30
 
 // Portal is the portal's http.Handler.
 type Portal struct {
@@ -83,6 +94,13 @@ func New(d Deps) *Portal {
 	if d.AssetURL == nil {
 		d.AssetURL = func(p string) string { return "/static/" + p }
 	}
+	if d.DriveDir == "" {
+		d.DriveDir = filepath.Join(os.TempDir(), "portico-drives")
+	}
+	if d.DriveQuota <= 0 {
+		d.DriveQuota = DefaultDriveQuota
+	}
+	removeStaleDrives(d.DriveDir, d.Logger)
 	if d.VendorBuilt == nil {
 		d.VendorBuilt = func() bool { return true }
 	}

@@ -163,12 +163,16 @@ func (p *Portal) apiRDPFile(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-rdp")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+rdpFileName(res.Name)+`"`)
-	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user))
+	d := p.decide(res, sn, s.User, s.Groups, policy.ClientOS(r.UserAgent()), p.clientIP(r))
+	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user, d.FileTransfer))
 }
 
 // RDPFile is the text of an .rdp file that opens the session behind
-// ticket through the gateway at addr (host:port).
-func RDPFile(addr, ticket, user string) string {
+// ticket through the gateway at addr (host:port). files is the effective
+// file-transfer set: the client redirects its drives only when it allows
+// something. That is advisory: the tunnel passes TLS end to end, so the
+// gateway cannot see or stop what a native client's drive carries.
+func RDPFile(addr, ticket, user string, files config.Transfer) string {
 	var b strings.Builder
 	line := func(k, v string) { b.WriteString(k + ":" + v + "\r\n") }
 	line("full address:s", addr)
@@ -179,6 +183,11 @@ func RDPFile(addr, ticket, user string) string {
 	line("prompt for credentials:i", "1")
 	line("authentication level:i", "2")
 	line("screen mode id:i", "2")
+	if files.ClientToServer() || files.ServerToClient() {
+		line("drivestoredirect:s", "*")
+	} else {
+		line("drivestoredirect:s", "")
+	}
 	return b.String()
 }
 

@@ -86,7 +86,10 @@ export async function start(screen, ticket, ui) {
   const h = Math.max(480, Math.min(1200, Math.round(rect.height) & ~1));
   // The layout travels to the gateway, which writes it into the RDP
   // client data the host uses to pick its keyboard map.
-  const proxy = ui.wsURL('rdp', '').replace(/\?.*$/, '') + '?keyboard=' + encodeURIComponent(cred.keyboard);
+  // The page ID names this page's file panel: the gateway serves the
+  // session's drive and files API under it (the RDP stream cannot tell
+  // the page a session ID).
+  const proxy = ui.wsURL('rdp', '').replace(/\?.*$/, '') + '?keyboard=' + encodeURIComponent(cred.keyboard) + '&page=' + ui.pageID;
   let session;
   try {
     const b = new mod.SessionBuilder()
@@ -158,6 +161,7 @@ export async function start(screen, ticket, ui) {
       for (const sc of [0x1d, 0x38, 0xe053]) send(mod.DeviceEvent.keyPressed(sc));
       for (const sc of [0xe053, 0x38, 0x1d]) send(mod.DeviceEvent.keyReleased(sc));
     },
+    filesID() { return ui.pageID; },
     disconnect() { session.shutdown(); },
   };
 }

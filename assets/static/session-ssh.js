@@ -48,40 +48,10 @@ export async function start(screen, ticket, ui) {
   new ResizeObserver(resize).observe(screen);
   term.onResize(({ cols, rows }) => { if (ws.readyState === 1) ws.send(JSON.stringify({ type: 'resize', cols, rows })); });
 
-  const files = `${ui.base}/api/files/`;
-  async function refreshFiles() {
-    const list = document.getElementById('file-list');
-    if (!list || !sid) return;
-    const r = await fetch(files + sid, { headers: { Accept: 'application/json' } });
-    const body = await r.json().catch(() => ({}));
-    list.replaceChildren();
-    if (!r.ok) { list.append(Object.assign(document.createElement('li'), { textContent: body.error || 'Cannot list files.' })); return; }
-    for (const f of body) {
-      const li = document.createElement('li');
-      if (f.dir) { li.textContent = f.name + '/'; } else {
-        const a = document.createElement('a');
-        a.href = `${files}${sid}/download?name=${encodeURIComponent(f.name)}`;
-        a.textContent = f.name;
-        a.download = f.name;
-        li.append(a, ` (${f.size} bytes)`);
-      }
-      list.append(li);
-    }
-  }
-  async function upload(fileList) {
-    const bar = document.getElementById('file-progress');
-    for (const f of fileList) {
-      bar.hidden = false;
-      const r = await fetch(`${files}${sid}?name=${encodeURIComponent(f.name)}`, { method: 'POST', headers: { 'X-CSRF-Token': ui.csrf, 'Content-Type': 'application/octet-stream' }, body: f });
-      const body = await r.json().catch(() => ({}));
-      bar.hidden = true;
-      if (!r.ok) { alert(body.error || `Upload of ${f.name} failed.`); return; }
-    }
-    refreshFiles();
-  }
   window.__portico = { term, ws, get sid() { return sid; } };
   return {
-    refreshFiles, upload,
+    // The file panel (session.js) names this session by its ID.
+    filesID() { return sid; },
     disconnect() { ws.close(1000, 'user disconnected'); },
   };
 }

@@ -72,7 +72,20 @@ func Decide(res config.Resource, portal config.PortalSettings, policies []config
 		explain("clipboard", d.Clipboard, res.Clipboard, portal.Restrictions.Clipboard, pol.Clipboard, pol.Clipboard != ""),
 		explain("file transfer", d.FileTransfer, res.FileTransfer, portal.Restrictions.FileTransfer, pol.FileTransfer, pol.FileTransfer != ""),
 	}
+	if res.Protocol == config.ProtocolRDP {
+		d.Explanation = append(d.Explanation, rdpEnforcement(d.FileTransfer))
+	}
 	return d
+}
+
+// rdpEnforcement says where an RDP session's file-transfer set is
+// enforced: on the wire in the browser, advisory for native clients.
+func rdpEnforcement(files config.Transfer) string {
+	browser := "in the browser the gateway serves no drive"
+	if files.ClientToServer() || files.ServerToClient() {
+		browser = "in the browser the gateway enforces " + string(files) + ` on the wire through its own drive in the session (\\tsclient\Portico)`
+	}
+	return "RDP file transfer: " + browser + "; for native RDP clients it is advisory: the .rdp file sets drivestoredirect accordingly, but the tunnel passes TLS end to end, so the gateway cannot see or stop their drive redirection"
 }
 
 // Match returns the first enabled policy whose every non-empty criterion
