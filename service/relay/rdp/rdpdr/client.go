@@ -20,8 +20,11 @@ const DriveName = "Portico"
 
 const (
 	driveID = 1
-	// maxRead caps one read request's answer; the host asks again.
-	maxRead = 64 << 10
+	// maxRead caps one read request's answer. A short read means end of
+	// file to some hosts (xrdp-chansrv serves the drive through FUSE,
+	// whose kernel side shrinks the file to what a short read returned),
+	// so the cap sits above what they ask for at once (FUSE: 128 KiB).
+	maxRead = 1 << 20
 	// maxHandles caps the files and folders the host holds open.
 	maxHandles = 1024
 	// Windows FILETIME is 100 ns ticks since 1601.
@@ -272,7 +275,9 @@ func status(err error) uint32 {
 	case errors.Is(err, errBadName):
 		return statusObjectNameInvalid
 	case errors.Is(err, fs.ErrNotExist):
-		return statusObjectNameNotFound
+		// STATUS_NO_SUCH_FILE, as Windows' own redirector clients answer
+		// for a missing name (xrdp reads any other status as an I/O error).
+		return statusNoSuchFile
 	case errors.Is(err, fs.ErrExist):
 		return statusObjectNameCollide
 	case errors.Is(err, fs.ErrPermission):
@@ -351,7 +356,7 @@ func (c *Client) create(q ioRequest) []byte {
 		if _, err := d.root.Stat(path.Dir(rel)); err != nil {
 			return errorReply(q, statusObjectPathNotFound)
 		}
-		return errorReply(q, statusObjectNameNotFound)
+		return errorReply(q, statusNoSuchFile)
 	case exists && fi.IsDir() && r.options&optNonDirectory != 0:
 		return errorReply(q, statusFileIsADirectory)
 	case exists && !fi.IsDir() && r.options&optDirectory != 0:

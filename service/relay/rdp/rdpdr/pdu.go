@@ -437,22 +437,20 @@ func utf16LE(s string, nul bool) []byte {
 
 // splitPath turns a host path (\dir\name) into its components, refusing
 // what could name something outside the drive or that Windows itself
-// would refuse: "." and "..", drive letters and stream names (':'),
-// forward slashes and control characters. With pattern set, the last
-// component may hold the wildcards * ? < > ".
+// would refuse: "." and "..", drive letters and stream names (':') and
+// control characters. Forward slashes separate components as backslashes
+// do (Windows reads them so, and xrdp sends them in some requests). With
+// pattern set, the last component may hold the wildcards * ? < > ".
 func splitPath(p string, pattern bool) ([]string, error) {
 	var out []string
-	parts := strings.Split(p, `\`)
+	parts := strings.FieldsFunc(p, func(r rune) bool { return r == '\\' || r == '/' })
 	for i, c := range parts {
-		if c == "" {
-			continue
-		}
 		last := i == len(parts)-1
 		if c == "." || c == ".." || len(c) > 255 {
 			return nil, fmt.Errorf("%w: component %q", errBadName, c)
 		}
 		for _, r := range c {
-			bad := r < 0x20 || strings.ContainsRune(`/:|`, r)
+			bad := r < 0x20 || strings.ContainsRune(`:|`, r)
 			if !(pattern && last) {
 				bad = bad || strings.ContainsRune(`*?<>"`, r)
 			}
