@@ -76,11 +76,14 @@ bench: deps-test assets
 bench-frame: deps-test assets
 	go run ./bench -only frame
 
-## lint: gofmt + go vet
+## lint: gofmt, go vet, staticcheck (pinned in go.mod as a tool), every package documented, go.mod tidy
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	go vet ./...
+	go tool staticcheck ./...
+	go test -count=1 -run '^TestPkgDoc$$' .
+	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; go mod tidy -diff; exit 1; }
 
 clean:
 	rm -rf bin dist

@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"portico/service/config"
+	"portico/service/policy"
 )
 
 // notSet is the choice that leaves a direction set to the other levels.
@@ -36,11 +37,14 @@ type policiesPage struct {
 
 	add, edit, remove, up, down, apply, revert *widget.Button
 
-	exUser, exRes, exIP *keyEntry
-	exOS                *widget.Select
-	exOut               *widget.Label
-	exBtn               *widget.Button
-	content             fyne.CanvasObject
+	exUser, exIP *keyEntry
+	// exRes picks the resource by name; exResIDs maps its choices to IDs.
+	exRes    *widget.Select
+	exResIDs map[string]string
+	exOS     *widget.Select
+	exOut    *widget.Label
+	exBtn    *widget.Button
+	content  fyne.CanvasObject
 
 	// lastRule is the open rule dialog (tests fill it like a person).
 	lastRule *ruleForm
@@ -76,19 +80,21 @@ func newPoliciesPage(u *UI) *policiesPage {
 	p.apply.Importance = widget.HighImportance
 	p.revert = widget.NewButton("Revert", func() { p.show(p.saved, "Changes dropped; the applied rules are shown.") })
 
-	p.exUser, p.exRes, p.exIP = newKeyEntry(), newKeyEntry(), newKeyEntry()
+	p.exUser, p.exIP = newKeyEntry(), newKeyEntry()
 	p.exUser.SetPlaceHolder("user")
-	p.exRes.SetPlaceHolder("resource ID")
+	p.exRes = widget.NewSelect(nil, nil)
+	p.exRes.PlaceHolder = "(choose a resource)"
 	p.exIP.SetPlaceHolder("client IP (optional)")
 	p.exOS = widget.NewSelect(config.ClientOSes, nil)
 	p.exOS.SetSelected("windows")
 	p.exOut = wrapped("")
 	p.exBtn = widget.NewButton("Explain", p.explain)
-	for _, e := range []*keyEntry{p.exUser, p.exRes, p.exIP} {
+	for _, e := range []*keyEntry{p.exUser, p.exIP} {
 		e.OnSubmitted = func(string) { p.explain() }
 	}
 	explainBox := widget.NewCard("Explain a decision", "What may the clipboard and file transfer do for this user, resource and client under the applied rules — and why?",
-		container.NewVBox(container.NewGridWithColumns(4, p.exUser, p.exRes, p.exOS, p.exIP), container.NewHBox(p.exBtn), p.exOut))
+		container.NewVBox(container.NewGridWithColumns(4, p.exUser, p.exRes, p.exOS, p.exIP), container.NewHBox(p.exBtn), p.exOut,
+			widget.NewAccordion(widget.NewAccordionItem("How each protocol enforces these settings", wrapped(enforcementText())))))
 	bar := container.NewHBox(p.add, p.edit, p.remove, p.up, p.down, widget.NewSeparator(), p.apply, p.revert)
 	p.content = container.NewBorder(container.NewVBox(p.msg, bar), explainBox, nil, nil, p.list)
 	p.updateButtons()
@@ -174,7 +180,55 @@ func (p *policiesPage) changed() {
 	p.updateButtons()
 }
 
+// enforcementText is the enforcement table (service/policy.Rules, the one
+// the README shows), a line per protocol, route and feature.
+func enforcementText() string {
+	var b strings.Builder
+	for _, r := range policy.Rules() {
+		dirs := string(r.ClientToServer)
+		if r.ClientToServer != r.ServerToClient {
+			dirs = fmt.Sprintf("client → host %s, host → client %s", r.ClientToServer, r.ServerToClient)
+		}
+		fmt.Fprintf(&b, "%s, %s, %s: %s (%s)\n", strings.ToUpper(string(r.Protocol)), r.Route, r.Feature, dirs, r.How)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// loadResources offers the resources by name in Explain.
+func (p *policiesPage) loadResources() {
+	var rs []config.Resource
+	p.u.call("GET", "/api/v1/resources", nil, &rs, func(err error) {
+		if err != nil {
+			return // the Resources tab reports it
+		}
+		names := map[string]int{}
+		for _, r := range rs {
+			names[r.Name]++
+		}
+		ids := map[string]string{}
+		var opts []string
+		for _, r := range rs {
+			label := r.Name
+			if names[r.Name] > 1 || label == "" {
+				label = fmt.Sprintf("%s (%s)", r.Name, r.ID)
+			}
+			ids[label] = r.ID
+			opts = append(opts, label)
+		}
+		slices.Sort(opts)
+		sel := p.exRes.Selected
+		p.exResIDs = ids
+		p.exRes.SetOptions(opts)
+		if _, ok := ids[sel]; ok {
+			p.exRes.SetSelected(sel)
+		} else {
+			p.exRes.ClearSelected()
+		}
+	})
+}
+
 func (p *policiesPage) refresh() {
+	p.loadResources()
 	var ps []config.ClientPolicy
 	p.u.call("GET", "/api/v1/policies", nil, &ps, func(err error) {
 		p.u.loaded("policies", "the client policies", err)
@@ -272,14 +326,15 @@ func (p *policiesPage) explain() {
 		Clipboard    string   `json:"clipboard"`
 		FileTransfer string   `json:"fileTransfer"`
 		Explanation  []string `json:"explanation"`
+		Enforcement  []string `json:"enforcement"`
 	}
-	body := map[string]string{"user": strings.TrimSpace(p.exUser.Text), "resource": strings.TrimSpace(p.exRes.Text), "clientOS": p.exOS.Selected, "clientIP": strings.TrimSpace(p.exIP.Text)}
+	body := map[string]string{"user": strings.TrimSpace(p.exUser.Text), "resource": p.exResIDs[p.exRes.Selected], "clientOS": p.exOS.Selected, "clientIP": strings.TrimSpace(p.exIP.Text)}
 	p.u.call("POST", "/api/v1/policies/explain", body, &d, func(err error) {
 		if err != nil {
 			p.exOut.SetText("Cannot explain: " + err.Error())
 			return
 		}
-		p.exOut.SetText(strings.Join(d.Explanation, "\n"))
+		p.exOut.SetText(strings.Join(append(d.Explanation, d.Enforcement...), "\n"))
 	}, p.exBtn)
 }
 

@@ -132,6 +132,8 @@ func (u *UI) refreshCurrent() {
 		u.resources.refresh()
 	case 3:
 		u.users.refresh()
+	case 4:
+		u.policies.loadResources() // not the rules: that would drop a draft
 	case 5:
 		u.activity.refresh()
 	}

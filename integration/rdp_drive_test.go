@@ -37,7 +37,7 @@ func driveSession(t *testing.T, ft config.Transfer) (*portico, xrdpServer, conte
 			var st string
 			c, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
-			chromedp.Run(c, chromedp.Evaluate(`document.body.dataset.state + ' | ' + (document.body.dataset.fileMsg || '') + ' | ' + (document.getElementById('overlay-msg')?.textContent || '')`, &st))
+			chromedp.Run(c, chromedp.Evaluate(`document.body.dataset.state + ' | ' + (document.getElementById('file-status')?.textContent || '') + ' ' + (document.getElementById('file-error')?.textContent || '') + ' | ' + (document.getElementById('overlay-msg')?.textContent || '')`, &st))
 			t.Logf("page at failure: %s", st)
 			logs, _ := filepath.Glob(filepath.Join(srv.Home, ".local/share/xrdp/*chansrv*"))
 			for _, l := range logs {
@@ -175,7 +175,7 @@ func TestRDPDriveBidirectional(t *testing.T) {
 	// Upload from the page: the host reads the same bytes.
 	up, want := randomFile(t, "from-browser.bin", 300<<10)
 	uploadFromPage(t, ctx, up)
-	waitJS(t, ctx, 60*time.Second, `document.body.dataset.uploads === '1'`, "the upload finished")
+	waitJS(t, ctx, 60*time.Second, `(document.getElementById('file-status')?.textContent || '').includes('Uploaded 1 file')`, "the upload finished")
 	waitHostFile(t, filepath.Join(drive, "from-browser.bin"), want)
 
 	// The host saves a file in Download: the page offers it at once and
@@ -220,9 +220,9 @@ func TestRDPDriveClientToServerOnly(t *testing.T) {
 		t.Errorf("the gateway's drive holds %v after the host's refused write, before %v", after, before)
 	}
 	var offers string
-	run(t, ctx, 5*time.Second, chromedp.Evaluate(`(document.body.dataset.offers || '') + '|' + (document.getElementById('file-offers') === null) + '|' + (document.getElementById('file-list') === null)`, &offers))
-	if offers != "|true|true" {
-		t.Errorf("the page offers downloads (offers|no offer box|no list): %q", offers)
+	run(t, ctx, 5*time.Second, chromedp.Evaluate(`(document.body.dataset.offers || '') + '|' + (document.getElementById('file-offers') === null) + '|' + document.getElementById('file-list').hidden + '|' + document.querySelectorAll('#panel-files a').length`, &offers))
+	if offers != "|true|true|0" {
+		t.Errorf("the page offers downloads (offers|no offer box|list hidden|links): %q", offers)
 	}
 	// The API refuses the download and the listing, and audits them.
 	api := filesAPI(t, ctx)

@@ -125,8 +125,13 @@ type sessionView struct {
 	FileTransfer config.Transfer
 	ClipToServer bool
 	ClipToClient bool
-	Upload       bool
-	Download     bool
+	// ClipPanel offers the clipboard panel: RDP and VNC pages only, when a
+	// direction is allowed. The SSH terminal has the system clipboard
+	// itself (copy and paste follow the directions), so a panel there
+	// would be a second, different way to do the same.
+	ClipPanel bool
+	Upload    bool
+	Download  bool
 	// RDPUser prefills the RDP sign-in (NLA runs in the browser, so the
 	// user types the password; stored passwords are never sent to it).
 	RDPUser string
@@ -153,6 +158,7 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 		Clipboard: d.Clipboard, FileTransfer: d.FileTransfer,
 		ClipToServer: d.Clipboard.ClientToServer(), ClipToClient: d.Clipboard.ServerToClient(),
 	}
+	v.ClipPanel = res.Protocol != config.ProtocolSSH && (v.ClipToServer || v.ClipToClient)
 	// SSH sessions have a file panel through SFTP, RDP sessions through
 	// the gateway's drive in the session; RFB has no file transfer, so a
 	// panel there would promise nothing.

@@ -71,6 +71,8 @@ function explain(err, mod) {
   return ['Cannot connect', 'Sign-in failed or the host closed the connection. Check the user name and password and try again.'];
 }
 
+import { filesPanel, httpFilesBackend } from './files-panel.js';
+
 export async function start(screen, ticket, ui) {
   const mod = await import(ui.urls.ironrdp);
   await mod.default();
@@ -149,6 +151,15 @@ export async function start(screen, ticket, ui) {
   };
   window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(fit, 400); });
 
+  // The Files panel works on the session's Portico drive, which the
+  // gateway serves into the session; its listing is offered only when the
+  // host's files may reach this page.
+  const backend = httpFilesBackend(`${ui.base}/api/files/${ui.pageID}`, ui.csrf);
+  const files = filesPanel({
+    list: (dir) => (ui.allow.download ? backend.list(dir) : Promise.resolve([])),
+    downloadURL: (path) => backend.downloadURL(path),
+    upload: (dir, file, onProgress) => backend.upload(dir, file, onProgress),
+  }, ui.allow);
   window.__portico = { session, canvas };
   return {
     sendClipboard(text) {
@@ -161,7 +172,7 @@ export async function start(screen, ticket, ui) {
       for (const sc of [0x1d, 0x38, 0xe053]) send(mod.DeviceEvent.keyPressed(sc));
       for (const sc of [0xe053, 0x38, 0x1d]) send(mod.DeviceEvent.keyReleased(sc));
     },
-    filesID() { return ui.pageID; },
+    refreshFiles: files.refresh, upload: files.upload,
     disconnect() { session.shutdown(); },
   };
 }

@@ -38,8 +38,9 @@ export const ui = {
   },
   urls: { novnc: ds.novnc, xterm: ds.xterm, xtermFit: ds.xtermFit, xtermCss: ds.xtermCss, ironrdp: ds.ironrdp },
   rdpUser: ds.rdpUser,
-  // pageID names this page's file panel where the protocol's stream has
-  // no room for a session ID (RDP).
+  // pageID names this page's Files panel where the protocol's stream has
+  // no room for a session ID (RDP: the gateway serves the session's drive
+  // and files API under it).
   pageID: Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join(''),
 };
 
@@ -52,114 +53,6 @@ async function newTicket() {
 }
 
 let client = null;
-
-// The file panel: one API for every protocol with file transfer
-// (/api/files/{id}); the protocol's client only names the session.
-const files = (() => {
-  const api = `${base}/api/files/`;
-  const msg = document.getElementById('file-msg');
-  const bar = document.getElementById('file-progress');
-  let cwd = '.';
-  let seen = 0;
-  let uploads = 0;
-  const id = () => client?.filesID?.() || '';
-  const say = (text) => { if (msg) msg.textContent = text; document.body.dataset.fileMsg = text; };
-  const join = (dir, name) => (dir === '.' ? name : `${dir}/${name}`);
-  const link = (name, size, label) => {
-    const a = document.createElement('a');
-    a.href = `${api}${id()}/download?name=${encodeURIComponent(name)}`;
-    a.textContent = label || name.split('/').pop();
-    a.download = name.split('/').pop();
-    const li = document.createElement('li');
-    li.append(a, ` (${size} bytes)`);
-    return li;
-  };
-  async function refresh() {
-    const list = document.getElementById('file-list');
-    if (!list || !id()) return;
-    const r = await fetch(`${api}${id()}?dir=${encodeURIComponent(cwd)}`, { headers: { Accept: 'application/json' } });
-    const body = await r.json().catch(() => ({}));
-    list.replaceChildren();
-    if (!r.ok) { list.append(Object.assign(document.createElement('li'), { textContent: body.error || 'Cannot list files.' })); return; }
-    if (cwd !== '.') {
-      const up = Object.assign(document.createElement('button'), { type: 'button', className: 'link', textContent: '↑ Up' });
-      up.onclick = () => { cwd = cwd.includes('/') ? cwd.slice(0, cwd.lastIndexOf('/')) : '.'; refresh(); };
-      const li = document.createElement('li');
-      li.append(up);
-      list.append(li);
-    }
-    for (const f of body) {
-      if (f.dir) {
-        const b = Object.assign(document.createElement('button'), { type: 'button', className: 'link', textContent: f.name + '/' });
-        b.onclick = () => { cwd = join(cwd, f.name); refresh(); };
-        const li = document.createElement('li');
-        li.append(b);
-        list.append(li);
-      } else {
-        list.append(link(join(cwd, f.name), f.size));
-      }
-    }
-  }
-  // send posts one file with a progress bar (fetch cannot report upload
-  // progress; XMLHttpRequest can).
-  function send(f) {
-    return new Promise((resolve) => {
-      const x = new XMLHttpRequest();
-      x.open('POST', `${api}${id()}?dir=${encodeURIComponent(cwd)}&name=${encodeURIComponent(f.name)}`);
-      x.setRequestHeader('X-CSRF-Token', ui.csrf);
-      x.setRequestHeader('Content-Type', 'application/octet-stream');
-      x.upload.onprogress = (e) => { if (e.lengthComputable) { bar.max = e.total; bar.value = e.loaded; } };
-      x.onload = () => { let b = {}; try { b = JSON.parse(x.responseText); } catch { /* not JSON */ } resolve({ ok: x.status < 300, body: b }); };
-      x.onerror = () => resolve({ ok: false, body: { error: 'The upload was interrupted: check the connection and try again.' } });
-      x.send(f);
-    });
-  }
-  async function upload(fileList) {
-    if (!ui.allow.upload) return;
-    if (!id()) { say('The session is not connected yet: upload when it is.'); return; }
-    for (const f of fileList) {
-      bar.hidden = false;
-      bar.value = 0;
-      say(`Uploading ${f.name}…`);
-      const r = await send(f);
-      bar.hidden = true;
-      if (!r.ok) { say(r.body.error || `Upload of ${f.name} failed.`); return; }
-      uploads++;
-      document.body.dataset.uploads = String(uploads);
-      say(`${f.name} uploaded (${r.body.size} bytes).`);
-    }
-    refresh();
-  }
-  // Files the host saves in the drive's Download folder are offered at
-  // once: the panel opens with a link for each.
-  async function poll() {
-    if (!id()) return;
-    const r = await fetch(`${api}${id()}/offers?after=${seen}`, { headers: { Accept: 'application/json' } }).catch(() => null);
-    if (!r?.ok) return;
-    const body = await r.json().catch(() => ({ offers: [] }));
-    const box = document.getElementById('file-offers');
-    for (const o of body.offers || []) {
-      box?.append(link(o.name, o.size, `${o.name.split('/').pop()} — download`));
-      say(`The remote computer saved ${o.name.split('/').pop()}: download it below.`);
-    }
-    if ((body.offers || []).length) {
-      const panel = document.getElementById('panel-files');
-      panel.hidden = false;
-      document.getElementById('btn-files')?.setAttribute('aria-expanded', 'true');
-    }
-    seen = body.next ?? seen;
-    document.body.dataset.offers = String(seen);
-  }
-  if (ui.allow.download && ds.protocol === 'rdp') setInterval(poll, 1500);
-  // Files dropped onto the session are uploaded like picked ones.
-  const screen = document.getElementById('screen');
-  if (ui.allow.upload) {
-    screen.addEventListener('dragover', (e) => { e.preventDefault(); screen.classList.add('drop'); });
-    screen.addEventListener('dragleave', () => screen.classList.remove('drop'));
-    screen.addEventListener('drop', (e) => { e.preventDefault(); screen.classList.remove('drop'); upload(e.dataTransfer.files); });
-  }
-  return { refresh, upload };
-})();
 async function connect() {
   overlay.hidden = true;
   ui.setState('Connecting…');
@@ -178,22 +71,111 @@ function toggle(btnId, panelId) {
   btn?.addEventListener('click', () => {
     panel.hidden = !panel.hidden;
     btn.setAttribute('aria-expanded', String(!panel.hidden));
-    if (!panel.hidden && panelId === 'panel-files') files.refresh();
+    if (!panel.hidden && panelId === 'panel-files') client?.refreshFiles?.();
   });
 }
 toggle('btn-clip', 'panel-clip');
 toggle('btn-files', 'panel-files');
 
-document.getElementById('clip-send')?.addEventListener('click', () => {
-  client?.sendClipboard?.(document.getElementById('clip-local').value);
+// The clipboard buttons say what they did: a silent button looks broken.
+const clipStatus = (text) => { const s = document.getElementById('clip-status'); if (s) s.textContent = text; };
+document.getElementById('clip-send')?.addEventListener('click', async () => {
+  const text = document.getElementById('clip-local').value;
+  if (!text) { clipStatus('Nothing to send: type or paste text into the box first.'); return; }
+  let sent;
+  try { sent = await client?.sendClipboard?.(text); } catch { sent = false; }
+  clipStatus(sent === false || !client?.sendClipboard ? 'Could not send: the session is not connected.' : `Sent ${text.length} characters to the remote computer's clipboard.`);
 });
 document.getElementById('clip-copy')?.addEventListener('click', async () => {
-  try { await navigator.clipboard.writeText(document.getElementById('clip-remote').value); } catch { /* needs a user gesture / permission */ }
+  const text = document.getElementById('clip-remote').value;
+  if (!text) { clipStatus('Nothing to copy yet: copy something on the remote computer first.'); return; }
+  try {
+    await navigator.clipboard.writeText(text);
+    clipStatus(`Copied ${text.length} characters to this device's clipboard.`);
+  } catch {
+    document.getElementById('clip-remote').select();
+    clipStatus('This browser did not allow copying: the text is selected, press Ctrl+C (⌘C on a Mac).');
+  }
 });
-document.getElementById('file-up')?.addEventListener('change', (ev) => files.upload(ev.target.files));
-document.getElementById('btn-cad')?.addEventListener('click', () => client?.ctrlAltDel?.());
+document.getElementById('file-up')?.addEventListener('change', (ev) => {
+  const files = [...ev.target.files];
+  ev.target.value = ''; // choosing the same file again is a new upload
+  client?.upload?.(files);
+});
+// Files dropped onto the session are uploaded like picked ones.
+if (ui.allow.upload) {
+  const screen = document.getElementById('screen');
+  screen.addEventListener('dragover', (e) => { e.preventDefault(); screen.classList.add('drop'); });
+  screen.addEventListener('dragleave', () => screen.classList.remove('drop'));
+  screen.addEventListener('drop', (e) => {
+    e.preventDefault();
+    screen.classList.remove('drop');
+    client?.upload?.([...e.dataTransfer.files]);
+  });
+}
+// Files an RDP host saves in its drive's Download folder are offered at
+// once: the panel opens with a download link for each.
+if (ui.allow.download && ds.protocol === 'rdp') {
+  const api = `${base}/api/files/${ui.pageID}`;
+  let seen = 0;
+  setInterval(async () => {
+    const r = await fetch(`${api}/offers?after=${seen}`, { headers: { Accept: 'application/json' } }).catch(() => null);
+    if (!r?.ok) return;
+    const body = await r.json().catch(() => ({}));
+    const offers = body.offers || [];
+    const box = document.getElementById('file-offers');
+    for (const o of offers) {
+      const name = o.name.split('/').pop();
+      const a = Object.assign(document.createElement('a'), { href: `${api}/download?name=${encodeURIComponent(o.name)}`, download: name, textContent: `${name} — download` });
+      const li = document.createElement('li');
+      li.append(a, ` (${o.size} bytes)`);
+      box?.append(li);
+    }
+    if (offers.length) {
+      const status = document.getElementById('file-status');
+      if (status) status.textContent = `The remote computer saved ${offers.map((o) => o.name.split('/').pop()).join(', ')}: download below.`;
+      document.getElementById('panel-files').hidden = false;
+      document.getElementById('btn-files')?.setAttribute('aria-expanded', 'true');
+      client?.refreshFiles?.();
+    }
+    seen = body.next ?? seen;
+    document.body.dataset.offers = String(seen);
+  }, 1500);
+}
+// Ctrl+Alt+Del cannot be typed into a browser (the local OS takes it):
+// each protocol's client implements ctrlAltDel() (noVNC's sendCtrlAltDel;
+// the RDP page sends the scancodes).
+document.getElementById('btn-cad')?.addEventListener('click', () => {
+  client?.ctrlAltDel?.();
+  document.getElementById('screen').focus();
+});
+
+// Fullscreen covers the whole page, toolbar included; the toolbar then
+// folds away behind a small handle at the top (and Ctrl+Alt+Shift, as in
+// Guacamole), so the remote screen gets all the room and the controls stay
+// reachable.
+const toolbar = document.getElementById('toolbar');
+const handle = document.getElementById('toolbar-handle');
+function showToolbar(show) {
+  toolbar.classList.toggle('folded', !show);
+  handle.setAttribute('aria-expanded', String(show));
+  handle.textContent = show ? '▴ Hide toolbar' : '▾ Session';
+}
+document.addEventListener('fullscreenchange', () => {
+  const full = !!document.fullscreenElement;
+  document.body.classList.toggle('fullscreen', full);
+  handle.hidden = !full;
+  document.getElementById('btn-full').textContent = full ? 'Exit fullscreen' : 'Fullscreen';
+  showToolbar(!full);
+});
+handle.addEventListener('click', () => showToolbar(toolbar.classList.contains('folded')));
+document.addEventListener('keydown', (ev) => {
+  if (ev.ctrlKey && ev.altKey && ev.shiftKey && ['Control', 'Alt', 'Shift'].includes(ev.key) && document.fullscreenElement) {
+    showToolbar(toolbar.classList.contains('folded'));
+  }
+}, true);
 document.getElementById('btn-full').addEventListener('click', () => {
-  if (document.fullscreenElement) document.exitFullscreen(); else root.requestFullscreen?.();
+  if (document.fullscreenElement) document.exitFullscreen(); else document.documentElement.requestFullscreen?.();
 });
 document.getElementById('btn-disconnect').addEventListener('click', () => {
   client?.disconnect?.();

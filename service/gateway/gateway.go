@@ -279,12 +279,6 @@ func (g *Gateway) Live() *config.Live { return g.live }
 // Store returns the store (for the portal's sign-in and sessions).
 func (g *Gateway) Store() *store.Store { return g.store }
 
-// Sessions returns the live-session registry.
-func (g *Gateway) Sessions() *sessions.Registry { return g.sessions }
-
-// Secrets returns the credential sealing box.
-func (g *Gateway) Secrets() *secret.Box { return g.box }
-
 // Certificates returns the gateway's TLS certificate manager.
 func (g *Gateway) Certificates() *tlscert.Manager { return g.certs }
 

@@ -1,6 +1,7 @@
 // Package policy computes the effective clipboard and file-transfer
-// directions of a session from the three levels of SPEC.md's precedence:
-// the host/resource, the User Portal, and the first matching client policy.
+// directions of a session from its three levels: the host/resource, the
+// User Portal, and the first matching client policy: a direction is allowed
+// only when every level allows it.
 // Every relay and every session page asks Decide and nothing else. It reads
 // only what it is given; it does not know about HTTP or the store.
 package policy
@@ -37,6 +38,9 @@ type Decision struct {
 	Policy string `json:"policy,omitempty"`
 	// Explanation says how each result came about, for the admin.
 	Explanation []string `json:"explanation"`
+	// Enforcement says, per route, how the resource's protocol holds the
+	// session to the result (see Rules).
+	Enforcement []string `json:"enforcement"`
 }
 
 // Decide intersects host ∩ portal ∩ (first matching enabled policy). A
@@ -72,20 +76,18 @@ func Decide(res config.Resource, portal config.PortalSettings, policies []config
 		explain("clipboard", d.Clipboard, res.Clipboard, portal.Restrictions.Clipboard, pol.Clipboard, pol.Clipboard != ""),
 		explain("file transfer", d.FileTransfer, res.FileTransfer, portal.Restrictions.FileTransfer, pol.FileTransfer, pol.FileTransfer != ""),
 	}
-	if res.Protocol == config.ProtocolRDP {
-		d.Explanation = append(d.Explanation, rdpEnforcement(d.FileTransfer))
+	// A feature the protocol cannot carry on any route is disabled, not
+	// "allowed" with nothing behind it.
+	if !available(res.Protocol, FeatureClipboard) && d.Clipboard != config.TransferDisabled {
+		d.Clipboard = config.TransferDisabled
+		d.Explanation[0] = fmt.Sprintf("clipboard = disabled because %s has no clipboard (without that: %s)", strings.ToUpper(string(res.Protocol)), d.Explanation[0])
 	}
+	if !available(res.Protocol, FeatureFiles) && d.FileTransfer != config.TransferDisabled {
+		d.FileTransfer = config.TransferDisabled
+		d.Explanation[1] = fmt.Sprintf("file transfer = disabled because %s has no file transfer (without that: %s)", strings.ToUpper(string(res.Protocol)), d.Explanation[1])
+	}
+	d.Enforcement = append(Describe(res.Protocol, FeatureClipboard, d.Clipboard), Describe(res.Protocol, FeatureFiles, d.FileTransfer)...)
 	return d
-}
-
-// rdpEnforcement says where an RDP session's file-transfer set is
-// enforced: on the wire in the browser, advisory for native clients.
-func rdpEnforcement(files config.Transfer) string {
-	browser := "in the browser the gateway serves no drive"
-	if files.ClientToServer() || files.ServerToClient() {
-		browser = "in the browser the gateway enforces " + string(files) + ` on the wire through its own drive in the session (\\tsclient\Portico)`
-	}
-	return "RDP file transfer: " + browser + "; for native RDP clients it is advisory: the .rdp file sets drivestoredirect accordingly, but the tunnel passes TLS end to end, so the gateway cannot see or stop their drive redirection"
 }
 
 // Match returns the first enabled policy whose every non-empty criterion

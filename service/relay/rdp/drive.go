@@ -223,12 +223,6 @@ func (in *hostInjector) wake() {
 	}
 }
 
-func (in *hostInjector) pending() bool {
-	in.qmu.Lock()
-	defer in.qmu.Unlock()
-	return len(in.queue) > 0
-}
-
 // run writes queued records whenever the browser's stream is at a
 // record boundary.
 func (in *hostInjector) run() {
