@@ -1,5 +1,6 @@
 // Session page shell: takes the launch ticket from the URL fragment, loads
 // the protocol's client, and drives the toolbar, panels and states.
+import { humanSize } from './files-panel.js';
 const root = document.getElementById('session');
 const ds = root.dataset;
 const base = ds.base;
@@ -128,7 +129,7 @@ if (ui.allow.download && ds.protocol === 'rdp') {
       const name = o.name.split('/').pop();
       const a = Object.assign(document.createElement('a'), { href: `${api}/download?name=${encodeURIComponent(o.name)}`, download: name, textContent: `${name} — download` });
       const li = document.createElement('li');
-      li.append(a, ` (${o.size} bytes)`);
+      li.append(a, ` (${humanSize(o.size)})`);
       box?.append(li);
     }
     if (offers.length) {
