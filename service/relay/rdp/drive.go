@@ -97,7 +97,9 @@ func (d *direction) driveRecord(h []byte, rec int) (repl []byte, drop, handled b
 		if init, ch, ok := channelJoin(h); ok {
 			s.initiator.Store(1<<16 | uint32(init[0])<<8 | uint32(init[1]))
 			if id != 0 && ch != id && s.joinSent.CompareAndSwap(false, true) {
-				s.inj.push(channelJoinRequest(init, id))
+				// The browser's write holds the host writer: queue without
+				// waiting for room.
+				s.inj.enqueue(channelJoinRequest(init, id))
 			}
 			return nil, false, false, nil
 		}
@@ -209,6 +211,17 @@ func (in *hostInjector) push(rec []byte) {
 	for len(in.queue) > maxInjectQueue && !in.closed {
 		in.room.Wait()
 	}
+	if !in.closed {
+		in.queue = append(in.queue, rec...)
+	}
+	in.qmu.Unlock()
+	in.wake()
+}
+
+// enqueue queues rec for the host without waiting for room (for the
+// browser's side, which must not wait on the writer it holds).
+func (in *hostInjector) enqueue(rec []byte) {
+	in.qmu.Lock()
 	if !in.closed {
 		in.queue = append(in.queue, rec...)
 	}

@@ -80,12 +80,12 @@ func (h *driveHost) queue(b []byte) {
 // waitUp waits until what reached the host holds b.
 func (h *driveHost) waitUp(t *testing.T, what string, b []byte) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for !bytes.Contains(h.got.Bytes(), b) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never reached the host", what)
+			t.Fatalf("%s never reached the host (step %d, %d bytes up)", what, h.step, h.got.Len())
 		}
 		h.mu.Unlock()
 		time.Sleep(time.Millisecond)
