@@ -61,7 +61,8 @@ type Deps struct {
 	// ClientDirs are searched for portico-client builds to hand out.
 	ClientDirs []string
 	// DriveDir holds the folders of the RDP sessions' Portico drives (one
-	// per session, removed when it ends); empty: a folder in os.TempDir.
+	// per session, removed when it ends; folders a stopped gateway left are
+	// removed at start); empty: a temporary folder of this process.
 	DriveDir string
 	// DriveQuota caps one session's drive in bytes; 0: DefaultDriveQuota.
 	DriveQuota int64
@@ -94,13 +95,16 @@ func New(d Deps) *Portal {
 	if d.AssetURL == nil {
 		d.AssetURL = func(p string) string { return "/static/" + p }
 	}
-	if d.DriveDir == "" {
-		d.DriveDir = filepath.Join(os.TempDir(), "portico-drives")
-	}
 	if d.DriveQuota <= 0 {
 		d.DriveQuota = DefaultDriveQuota
 	}
-	removeStaleDrives(d.DriveDir, d.Logger)
+	if d.DriveDir == "" {
+		// A folder of this process's own (made with the first drive):
+		// nothing else's drives are in it.
+		d.DriveDir = filepath.Join(os.TempDir(), "portico-drives-"+strconv.Itoa(os.Getpid()))
+	} else {
+		removeStaleDrives(d.DriveDir, d.Logger)
+	}
 	if d.VendorBuilt == nil {
 		d.VendorBuilt = func() bool { return true }
 	}
