@@ -131,8 +131,31 @@ func openXRDP(t *testing.T, p *portico, srv xrdpServer, beforeConnect func(conte
 		}
 	})
 	signIn(t, ctx, p)
-	run(t, ctx, 20*time.Second, chromedp.Click(`button.open[data-id="desk"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID))
+	// Clicked from the page's script, as open() does: the click navigates
+	// at once, and chromedp's own Click can miss the vanishing node. The
+	// web client (a few MB of wasm) may take a while on a loaded machine.
+	// On a loaded machine the portal's script may not listen yet when the
+	// button shows: click again until the session page opens.
+	run(t, ctx, 20*time.Second, chromedp.WaitVisible(`button.open[data-id="desk"]`, chromedp.ByQuery))
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		var onPage bool
+		// A navigation under way fails the evaluation: look again.
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		chromedp.Run(c, chromedp.Evaluate(`(() => { const b = document.querySelector('button.open[data-id="desk"]');
+			if (b) { b.click(); return false; } return document.getElementById('rdp-pass') !== null; })()`, &onPage))
+		cancel()
+		if onPage {
+			break
+		}
+		if time.Now().After(deadline) {
+			var msg string
+			chromedp.Run(ctx, chromedp.Evaluate(`location.href + ' ' + (document.querySelector('[role=alert]')?.textContent || '')`, &msg))
+			t.Fatalf("the session page did not open: %s", msg)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	run(t, ctx, 120*time.Second, chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID))
 	if beforeConnect != nil {
 		beforeConnect(ctx)
 	}
