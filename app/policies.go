@@ -107,7 +107,7 @@ func ruleSummary(r config.ClientPolicy) string {
 	for _, m := range []struct {
 		what string
 		list []string
-	}{{"users", r.Users}, {"groups", r.Groups}, {"client OS", r.ClientOS}, {"networks", r.Networks}, {"gateways", r.Gateways}} {
+	}{{"users", r.Users}, {"groups", r.Groups}, {"client OS", r.ClientOS}, {"networks", r.Networks}} {
 		if len(m.list) > 0 {
 			match = append(match, m.what+" "+strings.Join(m.list, ", "))
 		}
@@ -136,7 +136,7 @@ func joinErrors(m map[string]string) string {
 	slices.Sort(keys)
 	out := make([]string, len(keys))
 	for i, k := range keys {
-		out[i] = k + ": " + m[k]
+		out[i] = fieldLabel(k) + ": " + m[k]
 	}
 	return strings.Join(out, "; ")
 }
@@ -340,10 +340,10 @@ func (p *policiesPage) explain() {
 
 // ruleForm is the rule dialog's fields.
 type ruleForm struct {
-	name, id, users, groups, networks, gateways *keyEntry
-	enabled                                     *widget.Check
-	os                                          *widget.CheckGroup
-	clip, files                                 *widget.Select
+	name, id, users, groups, networks *keyEntry
+	enabled                           *widget.Check
+	os                                *widget.CheckGroup
+	clip, files                       *widget.Select
 	// errs shows an error under each field, keyed by the API's field name.
 	errs  map[string]*canvas.Text
 	other *widget.Label
@@ -377,7 +377,7 @@ func (p *policiesPage) editRule(i int) {
 		}
 		cur = p.draft[i]
 	}
-	f := &ruleForm{name: newKeyEntry(), id: newKeyEntry(), users: newKeyEntry(), groups: newKeyEntry(), networks: newKeyEntry(), gateways: newKeyEntry(),
+	f := &ruleForm{name: newKeyEntry(), id: newKeyEntry(), users: newKeyEntry(), groups: newKeyEntry(), networks: newKeyEntry(),
 		enabled: widget.NewCheck("Enabled (disabled rules are skipped)", nil), os: widget.NewCheckGroup(config.ClientOSes, nil),
 		clip: widget.NewSelect(transferChoices(), nil), files: widget.NewSelect(transferChoices(), nil),
 		errs: map[string]*canvas.Text{}, other: wrapped("")}
@@ -397,8 +397,6 @@ func (p *policiesPage) editRule(i int) {
 	f.os.SetSelected(cur.ClientOS)
 	f.networks.SetText(strings.Join(cur.Networks, ", "))
 	f.networks.SetPlaceHolder("any network (or: 10.0.0.0/8, 192.0.2.7)")
-	f.gateways.SetText(strings.Join(cur.Gateways, ", "))
-	f.gateways.SetPlaceHolder("any gateway (or gateway IDs)")
 	f.clip.SetSelected(transferChoice(cur.Clipboard))
 	f.files.SetSelected(transferChoice(cur.FileTransfer))
 	item := func(label, field string, w fyne.CanvasObject) *widget.FormItem {
@@ -409,7 +407,7 @@ func (p *policiesPage) editRule(i int) {
 	form := widget.NewForm(
 		item("Name", "name", f.name), item("ID", "id", f.id), widget.NewFormItem("", f.enabled),
 		item("Users", "users", f.users), item("Groups", "groups", f.groups),
-		item("Client OS", "clientOS", f.os), item("Client networks", "networks", f.networks), item("Gateways", "gateways", f.gateways),
+		item("Client OS", "clientOS", f.os), item("Client networks", "networks", f.networks),
 		item("Clipboard", "clipboard", f.clip), item("File transfer", "fileTransfer", f.files),
 	)
 	hint := wrapped("The rule matches a session when every non-empty list matches (empty = any). It limits the directions it sets; \"" + notSet + "\" leaves them to the resource and the User Portal.")
@@ -436,7 +434,7 @@ func (f *ruleForm) read(base config.ClientPolicy) config.ClientPolicy {
 	if r.ClientOS == nil {
 		r.ClientOS = []string{}
 	}
-	r.Networks, r.Gateways = splitList(f.networks.Text), splitList(f.gateways.Text)
+	r.Networks = splitList(f.networks.Text)
 	r.Clipboard, r.FileTransfer = transferOfChoice(f.clip.Selected), transferOfChoice(f.files.Selected)
 	return r
 }

@@ -423,6 +423,7 @@ func newPortalPage(u *UI) *portalPage {
 		container.NewTabItem("Site defaults", container.NewBorder(nil, siteButtons, nil, nil, container.NewVScroll(p.site.content))),
 		container.NewTabItem("This gateway", container.NewBorder(p.inherit, gwButtons, nil, nil, container.NewVScroll(p.gw.content))),
 	)
+	p.subtabs.OnSelected = func(*container.TabItem) { u.win.Canvas().Unfocus() } // see UI's tabs
 	p.content = container.NewBorder(nil, p.message, nil, nil, p.subtabs)
 	return p
 }

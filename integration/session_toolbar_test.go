@@ -48,6 +48,14 @@ func TestSessionToolbar(t *testing.T) {
 	run(t, ctx, 5*time.Second, chromedp.Click(`#btn-clip`, chromedp.ByID), chromedp.SetValue(`#clip-local`, "toolbar-text", chromedp.ByID), chromedp.Click(`#clip-send`, chromedp.ByID))
 	waitJS(t, ctx, 5*time.Second, `document.getElementById('clip-status').textContent.startsWith('Sent 12 characters')`, "the Send confirmation")
 	waitFor(t, 10*time.Second, "the sent text on the VNC host", func() bool { return xclip(vnc.Display) == "toolbar-text" })
+	screenshot(t, ctx, "session-clipboard-panel")
+	// Each label sits above its own box, not floating beside the previous one.
+	var floating []string
+	run(t, ctx, 5*time.Second, chromedp.Evaluate(`[...document.querySelectorAll('#panel-clip label')].filter(l => { const a = l.getBoundingClientRect(), b = document.getElementById(l.htmlFor).getBoundingClientRect();
+		return a.bottom > b.top + 1 || Math.abs(a.left - b.left) > 2; }).map(l => l.htmlFor)`, &floating))
+	if len(floating) > 0 {
+		t.Errorf("clipboard panel labels not above their boxes: %v", floating)
+	}
 	run(t, ctx, 5*time.Second, chromedp.Click(`#btn-clip`, chromedp.ByID))
 
 	// Fullscreen: the toolbar folds behind the handle and comes back.
@@ -60,4 +68,10 @@ func TestSessionToolbar(t *testing.T) {
 	screenshot(t, ctx, "session-fullscreen-folded")
 	run(t, ctx, 5*time.Second, chromedp.Click(`#toolbar-handle`, chromedp.ByID), chromedp.Click(`#btn-disconnect`, chromedp.ByID))
 	waitJS(t, ctx, 10*time.Second, `document.body.dataset.state === 'off'`, "disconnected from the fullscreen toolbar")
+	screenshot(t, ctx, "session-overlay")
+	var tops []float64
+	run(t, ctx, 5*time.Second, chromedp.Evaluate(`[...document.querySelectorAll('#overlay .actions > *')].map(e => Math.round(e.getBoundingClientRect().top))`, &tops))
+	if len(tops) != 2 || tops[0] != tops[1] {
+		t.Errorf("the overlay's buttons are not on one line: tops %v", tops)
+	}
 }

@@ -62,17 +62,27 @@ func TestSSHClipboardFollowsPolicy(t *testing.T) {
 		if hasPanel() {
 			t.Errorf("%s: the SSH page offers a clipboard panel", tc.set)
 		}
-		waitJS(t, ctx, 15*time.Second, `window.__portico.term.buffer.active.length > 1`, "the shell prompt")
+		waitJS(t, ctx, 30*time.Second, `(() => { const b = window.__portico.term.buffer.active; for (let i = 0; i < b.length; i++) { if ((b.getLine(i)?.translateToString() || '').includes('$ ')) return true; } return false; })()`, "the shell prompt")
 		marker := filepath.Join(ssh.Home, fmt.Sprintf("pasted-%d", time.Now().UnixNano()))
-		paste("echo pasted > " + marker + "\r")
+		// Bash takes a paste as text (bracketed paste), so Enter is typed
+		// after it, as a person does.
+		paste("echo pasted > " + marker)
+		run(t, ctx, 5*time.Second, chromedp.Evaluate(`window.__portico.ws.send(new TextEncoder().encode('\r')); true`, nil))
 		if tc.paste {
-			waitFor(t, 15*time.Second, "the pasted command's file on the host", func() bool { _, err := os.Stat(marker); return err == nil })
+			defer func() {
+				if t.Failed() {
+					var buf string
+					chromedp.Run(ctx, chromedp.Evaluate(`(() => { const b = window.__portico.term.buffer.active; let s = ''; for (let i = 0; i < b.length; i++) s += (b.getLine(i)?.translateToString() || '').trimEnd() + '\n'; return s.trim(); })()`, &buf))
+					t.Logf("terminal:\n%s", buf)
+				}
+			}()
+			waitFor(t, 30*time.Second, "the pasted command's file on the host", func() bool { _, err := os.Stat(marker); return err == nil })
 		} else {
 			// Typing a second command proves the terminal is live; the
 			// pasted one must not have run before it.
 			typed := marker + "-typed"
 			run(t, ctx, 5*time.Second, chromedp.Evaluate(fmt.Sprintf(`window.__portico.ws.send(new TextEncoder().encode(%q)); true`, "echo typed > "+typed+"\r"), nil))
-			waitFor(t, 15*time.Second, "the typed command's file on the host", func() bool { _, err := os.Stat(typed); return err == nil })
+			waitFor(t, 30*time.Second, "the typed command's file on the host", func() bool { _, err := os.Stat(typed); return err == nil })
 			if _, err := os.Stat(marker); err == nil {
 				t.Errorf("%s: a paste reached the host", tc.set)
 			}

@@ -178,6 +178,6 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 // decide asks service/policy for the effective directions of a session.
 func (p *Portal) decide(res config.Resource, sn *config.Snapshot, user string, groups []string, os, ip string) policy.Decision {
 	return policy.Decide(res, sn.Effective.Portal, sn.Policies, policy.Client{
-		User: user, Groups: groups, OS: os, IP: net.ParseIP(ip), Gateway: sn.Gateway.ID,
+		User: user, Groups: groups, OS: os, IP: net.ParseIP(ip),
 	})
 }

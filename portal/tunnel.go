@@ -163,16 +163,22 @@ func (p *Portal) apiRDPFile(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-rdp")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+rdpFileName(res.Name)+`"`)
+	app := ""
+	if res.RemoteApp != nil {
+		app = res.RemoteApp.Program
+	}
 	d := p.decide(res, sn, s.User, s.Groups, policy.ClientOS(r.UserAgent()), p.clientIP(r))
-	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user, d.FileTransfer))
+	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user, app, res.Name, d.FileTransfer))
 }
 
 // RDPFile is the text of an .rdp file that opens the session behind
-// ticket through the gateway at addr (host:port). files is the effective
-// file-transfer set: the client redirects its drives only when it allows
-// something. That is advisory: the tunnel passes TLS end to end, so the
-// gateway cannot see or stop what a native client's drive carries.
-func RDPFile(addr, ticket, user string, files config.Transfer) string {
+// ticket through the gateway at addr (host:port). With a RemoteApp program
+// the client opens only that program's window (named name), not the
+// desktop. files is the effective file-transfer set: the client redirects
+// its drives only when it allows something. That is advisory: the tunnel
+// passes TLS end to end, so the gateway cannot see or stop what a native
+// client's drive carries.
+func RDPFile(addr, ticket, user, program, name string, files config.Transfer) string {
 	var b strings.Builder
 	line := func(k, v string) { b.WriteString(k + ":" + v + "\r\n") }
 	line("full address:s", addr)
@@ -187,6 +193,11 @@ func RDPFile(addr, ticket, user string, files config.Transfer) string {
 		line("drivestoredirect:s", "*")
 	} else {
 		line("drivestoredirect:s", "")
+	}
+	if program != "" {
+		line("remoteapplicationmode:i", "1")
+		line("remoteapplicationprogram:s", program)
+		line("remoteapplicationname:s", name)
 	}
 	return b.String()
 }

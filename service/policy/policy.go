@@ -24,8 +24,6 @@ type Client struct {
 	OS string
 	// IP is the trusted client IP.
 	IP net.IP
-	// Gateway is the gateway ID the session goes through.
-	Gateway string
 }
 
 // Decision is the effective result with the reasons for it.
@@ -118,9 +116,6 @@ func matches(p config.ClientPolicy, c Client) bool {
 		}
 	}
 	if len(p.ClientOS) > 0 && !anyFold(p.ClientOS, c.OS) {
-		return false
-	}
-	if len(p.Gateways) > 0 && !anyFold(p.Gateways, c.Gateway) {
 		return false
 	}
 	if len(p.Networks) > 0 {
