@@ -34,8 +34,7 @@ func newActivityPage(u *UI) *activityPage {
 	p.slist = widget.NewList(func() int { return len(p.sessions) }, func() fyne.CanvasObject { return widget.NewLabel("session") },
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			s := p.sessions[i]
-			o.(*widget.Label).SetText(fmt.Sprintf("%s → %s (%s) from %s since %s — %d B up, %d B down", s.User, s.Resource, s.Protocol, s.ClientIP,
-				s.Started.Local().Format("15:04:05"), s.BytesUp, s.BytesDown))
+			o.(*widget.Label).SetText(sessionLine(s))
 		})
 	p.slist.OnSelected = func(i widget.ListItemID) { p.ssel = i }
 	// Monospace keeps the audit log's columns aligned.
@@ -122,6 +121,17 @@ func eventLine(e store.Event) string {
 			until = e.Until.Local().Format("15:04:05")
 		}
 		line = fmt.Sprintf("%s  %-16s ×%d from %s, aggregated until %s: %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.Count, e.ClientIP, until, e.Detail)
+	}
+	return line
+}
+
+// sessionLine is one live session in the list: who, what, since when,
+// the stream's bytes, and the files moved each way and refused.
+func sessionLine(s sessions.Info) string {
+	line := fmt.Sprintf("%s → %s (%s) from %s since %s — %d B up, %d B down", s.User, s.Resource, s.Protocol, s.ClientIP,
+		s.Started.Local().Format("15:04:05"), s.BytesUp, s.BytesDown)
+	if s.FilesUp > 0 || s.FilesDown > 0 || s.Blocked > 0 {
+		line += fmt.Sprintf("; files %d B up, %d B down, %d refused", s.FilesUp, s.FilesDown, s.Blocked)
 	}
 	return line
 }

@@ -61,6 +61,11 @@ func main() {
 		fmt.Print("| # | target | measured | verdict |\n|---|---|---|---|\n" + ff.targetRows() + ff.section())
 		return
 	}
+	if cfg.portal.only == "files" { // bench/files.go
+		res, err := fileBenches(cfg)
+		fmt.Print(renderFiles(res, err))
+		return
+	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

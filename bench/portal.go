@@ -35,13 +35,13 @@ import (
 
 // portalConfig is the portal phase's flags.
 type portalConfig struct {
-	only    string        // "portal" or "frame": run that phase alone
+	only    string        // "portal", "frame" or "files": run that phase alone
 	clients int           // concurrent signed-in clients
 	secs    time.Duration // load per endpoint per round
 }
 
 func (c *portalConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.only, "only", "", `run one phase alone and print it without writing -out: "portal" (target 5), "frame" (target 6: RDP time to first frame, web client size) or "sessions" (target 7: RDP sessions, Portico vs guacd)`)
+	fs.StringVar(&c.only, "only", "", `run one phase alone and print it without writing -out: "portal" (target 5), "frame" (target 6: RDP time to first frame, web client size), "sessions" (target 7: RDP sessions, Portico vs guacd) or "files" (RDP drive and SFTP file transfer, drive channel relay)`)
 	fs.IntVar(&c.clients, "portal-clients", 64, "concurrent signed-in portal clients")
 	fs.DurationVar(&c.secs, "portal-time", 3*time.Second, "load per portal endpoint per round")
 }

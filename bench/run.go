@@ -188,7 +188,10 @@ func run(cfg config) error {
 		return err
 	}
 
-	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr, rdpRounds, portal, ff, sess)
+	fmt.Fprintln(os.Stderr, "file transfer: RDP drive, SFTP, drive channel relay (go test)") // bench/files.go
+	files, filesErr := fileBenches(cfg)
+
+	table := render(cfg, setups, samples, peerIdle, porticoIdle, rdpRaw, rdpWSS, rdpErr, rdpRounds, portal, ff, sess) + renderFiles(files, filesErr)
 	fmt.Print(table)
 	if err := os.WriteFile(cfg.out, []byte(table), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", cfg.out, err)

@@ -23,6 +23,9 @@ type xrdpServer struct {
 	Port    int
 	Display string
 	LogFile string // xrdp's log, DEBUG level
+	// Home is xrdp-chansrv's home: with drive redirection on, the
+	// client's drives appear under Home/thinclient_drives (FUSE).
+	Home string
 }
 
 // log returns what xrdp logged so far.
@@ -31,7 +34,11 @@ func (x xrdpServer) log() string {
 	return string(b)
 }
 
-func startXRDP(t *testing.T) xrdpServer {
+func startXRDP(t *testing.T) xrdpServer { return startXRDPWith(t, false) }
+
+// startXRDPWith starts xrdp; with drives set, its rdpdr channel is on and
+// xrdp-chansrv mounts the client's drives under Home/thinclient_drives.
+func startXRDPWith(t *testing.T, drives bool) xrdpServer {
 	t.Helper()
 	xrdp := need(t, "/usr/sbin/xrdp", "xrdp")
 	chansrv := need(t, "/usr/sbin/xrdp-chansrv", "xrdp")
@@ -52,6 +59,12 @@ func startXRDP(t *testing.T) xrdpServer {
 	// chansrv's socket directory is compiled into xrdp.
 	if err := os.MkdirAll("/run/xrdp/sockdir", 0o1777); err != nil {
 		t.Fatalf("xrdp socket directory: %v", err)
+	}
+	if drives {
+		need(t, "fusermount", "fuse3")
+		// Runs before the temporary folder is removed: a FUSE mount left
+		// in it would make the removal fail.
+		t.Cleanup(func() { exec.Command("fusermount", "-u", "-z", filepath.Join(dir, "thinclient_drives")).Run() })
 	}
 	startProc(t, []string{"DISPLAY=" + display, "HOME=" + dir}, chansrv)
 	sock := fmt.Sprintf("/run/xrdp/sockdir/xrdp_chansrv_socket_%d", n)
@@ -80,7 +93,7 @@ EnableSyslog=false
 EnableConsole=true
 ConsoleLevel=DEBUG
 [Channels]
-rdpdr=false
+rdpdr=%t
 rdpsnd=false
 drdynvc=true
 cliprdr=true
@@ -95,9 +108,9 @@ password=na
 ip=127.0.0.1
 port=%d
 chansrvport=DISPLAY(%d)
-`, port, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), logFile, vncPort, n)), 0o600)
+`, port, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), logFile, drives, vncPort, n)), 0o600)
 	logs := startProc(t, nil, xrdp, "--nodaemon", "--config", ini)
-	srv := xrdpServer{Port: port, Display: display, LogFile: logFile}
+	srv := xrdpServer{Port: port, Display: display, LogFile: logFile, Home: dir}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("xrdp log:\n%s", srv.log())
@@ -118,8 +131,31 @@ func openXRDP(t *testing.T, p *portico, srv xrdpServer, beforeConnect func(conte
 		}
 	})
 	signIn(t, ctx, p)
-	run(t, ctx, 20*time.Second, chromedp.Click(`button.open[data-id="desk"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID))
+	// Clicked from the page's script, as open() does: the click navigates
+	// at once, and chromedp's own Click can miss the vanishing node. The
+	// web client (a few MB of wasm) may take a while on a loaded machine.
+	// On a loaded machine the portal's script may not listen yet when the
+	// button shows: click again until the session page opens.
+	run(t, ctx, 20*time.Second, chromedp.WaitVisible(`button.open[data-id="desk"]`, chromedp.ByQuery))
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		var onPage bool
+		// A navigation under way fails the evaluation: look again.
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		chromedp.Run(c, chromedp.Evaluate(`(() => { const b = document.querySelector('button.open[data-id="desk"]');
+			if (b) { b.click(); return false; } return document.getElementById('rdp-pass') !== null; })()`, &onPage))
+		cancel()
+		if onPage {
+			break
+		}
+		if time.Now().After(deadline) {
+			var msg string
+			chromedp.Run(ctx, chromedp.Evaluate(`location.href + ' ' + (document.querySelector('[role=alert]')?.textContent || '')`, &msg))
+			t.Fatalf("the session page did not open: %s", msg)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	run(t, ctx, 120*time.Second, chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID))
 	if beforeConnect != nil {
 		beforeConnect(ctx)
 	}

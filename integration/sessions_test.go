@@ -197,8 +197,13 @@ func auditEvents(t *testing.T, p *portico, typ string) []map[string]any {
 	return ev
 }
 
+// xclip reads the display's clipboard. The owner may never answer (an
+// RDP server whose client withholds the data): give up after a while, as
+// if it were empty, instead of hanging the test.
 func xclip(display string) string {
-	out, _ := exec.Command("xclip", "-display", display, "-o", "-selection", "clipboard").Output()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "xclip", "-display", display, "-o", "-selection", "clipboard").Output()
 	return string(out)
 }
 

@@ -167,10 +167,10 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 		ClipToServer: d.Clipboard.ClientToServer(), ClipToClient: d.Clipboard.ServerToClient(),
 	}
 	v.ClipPanel = res.Protocol != config.ProtocolSSH && (v.ClipToServer || v.ClipToClient)
-	// Only SSH sessions have a file panel (SFTP through the gateway): RFB
-	// has no file transfer, and the RDP web client has no drive or
-	// clipboard-file support, so a panel there would promise nothing.
-	if res.Protocol == config.ProtocolSSH {
+	// SSH sessions have a file panel through SFTP, RDP sessions through
+	// the gateway's drive in the session; RFB has no file transfer, so a
+	// panel there would promise nothing.
+	if res.Protocol == config.ProtocolSSH || res.Protocol == config.ProtocolRDP {
 		v.Upload, v.Download = d.FileTransfer.ClientToServer(), d.FileTransfer.ServerToClient()
 	}
 	if res.Protocol == config.ProtocolRDP {

@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +68,17 @@ type Deps struct {
 	Directory *directory.Service
 	// Guard bounds credential checks; nil makes one sized to the machine.
 	Guard *signin.Guard
+	// DriveDir holds the folders of the RDP sessions' Portico drives (one
+	// per session, removed when it ends; folders a stopped gateway left are
+	// removed at start); empty: a temporary folder of this process.
+	DriveDir string
+	// DriveQuota caps one session's drive in bytes; 0: DefaultDriveQuota.
+	DriveQuota int64
 }
+
+// DefaultDriveQuota is the size of an RDP session's drive unless Deps
+// says otherwise.
+const DefaultDriveQuota = 1 << 30
 
 // Portal is the portal's http.Handler.
 type Portal struct {
@@ -96,6 +108,16 @@ func New(d Deps) *Portal {
 	}
 	if d.AssetURL == nil {
 		d.AssetURL = func(p string) string { return "/static/" + p }
+	}
+	if d.DriveQuota <= 0 {
+		d.DriveQuota = DefaultDriveQuota
+	}
+	if d.DriveDir == "" {
+		// A folder of this process's own (made with the first drive):
+		// nothing else's drives are in it.
+		d.DriveDir = filepath.Join(os.TempDir(), "portico-drives-"+strconv.Itoa(os.Getpid()))
+	} else {
+		removeStaleDrives(d.DriveDir, d.Logger)
 	}
 	if d.VendorBuilt == nil {
 		d.VendorBuilt = func() bool { return true }

@@ -7,10 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,6 +23,8 @@ import (
 	"portico/service/config"
 	"portico/service/relay"
 	"portico/service/relay/rdp"
+	"portico/service/relay/rdp/rdpdr"
+	"portico/service/sessions"
 	"portico/service/store"
 	"portico/service/tlscert"
 )
@@ -143,14 +150,73 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 		p.audit(store.Event{Type: "session.signin", User: s.User, ClientIP: ip, Resource: granted.res.ID,
 			Detail: fmt.Sprintf("RDP session %s: the gateway signed in with the %s (%s)", sess.ID(), signedInAs, how)})
 	}
-	filtered := rdp.NewFilter(rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer,
-		KeyboardLayout: keyboardLayout(r), Logon: logon}, p.Logger).Wrap(host)
+	pol := rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer, KeyboardLayout: keyboardLayout(r), Logon: logon}
+	fsess := newFileSession(granted, sess)
+	if drive := p.openDrive(granted, sess); drive != nil {
+		defer drive.Close()
+		client := rdpdr.NewClient(drive, "PORTICO", p.Logger)
+		defer client.Close()
+		pol.Drive = client
+		fsess.files = driveFiles{drive}
+	}
+	if id := r.URL.Query().Get("page"); pageIDPattern.MatchString(id) {
+		defer p.relays.files.put(granted.ticket.PortalSession, id, fsess)()
+	}
+	filtered := rdp.NewFilter(pol, p.Logger).Wrap(host)
 	err = relay.Pipe(ctx, stream, &countingConn{Conn: filtered, up: sess.Up(), down: sess.Down()}, nil)
 	if logon != nil {
 		logon.Creds.Zero() // the filter did at the Client Info PDU, unless the session ended before it
 	}
 	end(err)
 }
+
+// openDrive makes the session's Portico drive when its file-transfer set
+// allows anything; nil when it allows nothing or the folder cannot be
+// made (the session then runs without a drive, and says so in the log).
+func (p *Portal) openDrive(o *opened, sess *sessions.Session) *rdpdr.Drive {
+	if o.decision.FileTransfer == config.TransferDisabled || o.decision.FileTransfer == "" {
+		return nil
+	}
+	drive, err := rdpdr.NewDrive(filepath.Join(p.DriveDir, sess.ID()), o.decision.FileTransfer, p.DriveQuota)
+	if err != nil {
+		p.Logger.Error("RDP session without its drive", "resource", o.res.ID, "err", err)
+		return nil
+	}
+	var refused atomic.Int64
+	t := o.ticket
+	drive.Meter.Refused = func(what string) {
+		sess.Blocked().Add(1)
+		// The first refusals are audited one by one; a host that keeps
+		// trying is counted in the session's refusals only.
+		if n := refused.Add(1); n <= maxAuditedHostRefusals {
+			p.audit(store.Event{Type: "file.refused", User: t.User, ClientIP: t.ClientIP, Resource: o.res.ID,
+				Detail: "the host's " + what + " in the Portico drive: file transfer server-to-client is not allowed"})
+		}
+	}
+	return drive
+}
+
+// maxAuditedHostRefusals caps the audit events for one session's refused
+// host writes.
+const maxAuditedHostRefusals = 20
+
+// removeStaleDrives removes session drive folders that a stopped gateway
+// left behind: only folders named like session IDs, under dir.
+func removeStaleDrives(dir string, log *slog.Logger) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() && staleDriveName.MatchString(e.Name()) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				log.Warn("cannot remove an old session drive", "err", err)
+			}
+		}
+	}
+}
+
+var staleDriveName = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // rdpCertPin trusts an RDP host's certificate on first use and pins its
 // fingerprint on the resource; later a different certificate is refused.

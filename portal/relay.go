@@ -25,7 +25,7 @@ import (
 
 // relayState is the portal's state for live relays.
 type relayState struct {
-	// files maps live SSH sessions to their SFTP handles.
+	// files maps live sessions to their files (SFTP, the RDP drive).
 	files *fileSessions
 }
 
@@ -38,6 +38,7 @@ func (p *Portal) relayRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /api/files/{sid}", p.filesList)
 	m.HandleFunc("POST /api/files/{sid}", p.filesUpload)
 	m.HandleFunc("GET /api/files/{sid}/download", p.filesDownload)
+	m.HandleFunc("GET /api/files/{sid}/offers", p.filesOffers)
 }
 
 // opened is a relay request that passed every check: the ticket was

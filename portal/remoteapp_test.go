@@ -17,7 +17,7 @@ func notepad() config.Resource {
 // TestRemoteAppRDPFileAndLaunchURL: the downloaded .rdp file and the
 // native client's launch URL of an application carry its RemoteApp keys.
 func TestRemoteAppRDPFileAndLaunchURL(t *testing.T) {
-	f := RDPFile("gw.example:443", "ticket", "alice", notepad())
+	f := RDPFile("gw.example:443", "ticket", "alice", notepad(), config.TransferDisabled)
 	for _, want := range []string{"full address:s:gw.example:443\r\n", "loadbalanceinfo:s:ticket\r\n", "remoteapplicationmode:i:1\r\n",
 		"remoteapplicationprogram:s:||notepad\r\n", "remoteapplicationname:s:Notepad\r\n", `remoteapplicationcmdline:s:C:\notes.txt` + "\r\n",
 		`shell working directory:s:C:\Users` + "\r\n"} {
@@ -27,7 +27,7 @@ func TestRemoteAppRDPFileAndLaunchURL(t *testing.T) {
 	}
 	desk := notepad()
 	desk.Kind, desk.RemoteApp = config.KindDesktop, nil
-	if f := RDPFile("gw.example:443", "ticket", "alice", desk); strings.Contains(f, "remoteapplication") {
+	if f := RDPFile("gw.example:443", "ticket", "alice", desk, config.TransferDisabled); strings.Contains(f, "remoteapplication") {
 		t.Errorf("a desktop's .rdp file has RemoteApp keys: %q", f)
 	}
 	u := nativeLaunchURL(httptest.NewRequest("GET", "https://gw.example/", nil), config.NLBSettings{}, strings.Repeat("a", 64), "ticket", notepad(), "alice")

@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"path"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,49 +24,6 @@ func timeNowPlus() time.Time { return time.Now().Add(2 * time.Second) }
 // admit, which also knows the CORS origins.
 func (p *Portal) upgrader(r *http.Request) *websocket.Upgrader {
 	return relay.NewUpgrader(func(origin string) bool { return sameOrigin(r, origin) })
-}
-
-// MaxUpload caps one uploaded file.
-const MaxUpload = 2 << 30
-
-// fileSession ties an SSH session's SFTP handle to the portal user.
-type fileSession struct {
-	user, portalSession string
-	resource            string
-	clientIP            string
-	files               *sshrelay.Files
-	blocked             *atomic.Int64 // the live session's policy refusals
-}
-
-// fileSessions maps live SSH session IDs to their SFTP handles, so the
-// page's file panel works only while its session lives and only for its
-// own user.
-type fileSessions struct {
-	mu sync.Mutex
-	m  map[string]*fileSession
-}
-
-func newFileSessions() *fileSessions { return &fileSessions{m: map[string]*fileSession{}} }
-
-func (f *fileSessions) put(id string, fs *fileSession) func() {
-	f.mu.Lock()
-	f.m[id] = fs
-	f.mu.Unlock()
-	return func() {
-		f.mu.Lock()
-		delete(f.m, id)
-		f.mu.Unlock()
-	}
-}
-
-func (f *fileSessions) get(id string, s *Session) (*fileSession, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fs, ok := f.m[id]
-	if !ok || fs.portalSession != s.ID() {
-		return nil, false
-	}
-	return fs, true
 }
 
 // relaySSH serves the xterm.js terminal: the gateway is the SSH client.
@@ -112,14 +65,14 @@ func (p *Portal) relaySSH(w http.ResponseWriter, r *http.Request) {
 	defer client.Close()
 	// The session's file panel is registered even when file transfer is
 	// off, so its requests get "not allowed" rather than "session ended".
-	fsess := &fileSession{user: o.ticket.User, portalSession: o.ticket.PortalSession, resource: o.res.ID, clientIP: o.ticket.ClientIP, blocked: sess.Blocked()}
+	fsess := newFileSession(o, sess)
 	if files, err := client.Files(o.decision.FileTransfer); err == nil {
-		fsess.files = files
+		fsess.files = sftpFiles{files}
 		defer files.Close()
 	} else if !errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
 		p.Logger.Warn("SFTP unavailable", "resource", o.res.ID, "err", err)
 	}
-	defer p.relays.files.put(sess.ID(), fsess)()
+	defer p.relays.files.put(o.ticket.PortalSession, sess.ID(), fsess)()
 	ws.WriteJSON(map[string]string{"type": "session", "id": sess.ID()})
 	err = client.Terminal(ctx, &countingMessages{MessageConn: ws, up: sess.Up(), down: sess.Down()}, cols, rows)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -193,100 +146,4 @@ func (p *Portal) pinOnFirstUse(resID, what, fp string) error {
 		}
 		return t.AppendAudit(store.Event{Type: "hostkey.pinned", Resource: resID, Detail: "pinned " + what + " " + fp + " on first use"})
 	})
-}
-
-// fileEntry is a file as the page sees it.
-type fileEntry struct {
-	Name string `json:"name"`
-	Size int64  `json:"size"`
-	Dir  bool   `json:"dir"`
-}
-
-func (p *Portal) fileSession(w http.ResponseWriter, r *http.Request) (*Session, *fileSession) {
-	s := p.requireSession(w, r)
-	if s == nil {
-		return nil, nil
-	}
-	fs, ok := p.relays.files.get(r.PathValue("sid"), s)
-	if !ok {
-		writeJSONError(w, http.StatusNotFound, "This session has ended: reconnect to transfer files.")
-		return nil, nil
-	}
-	if fs.files == nil {
-		fs.blocked.Add(1)
-		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: r.Method + " " + r.URL.Path + ": file transfer is not available in this session"})
-		writeJSONError(w, http.StatusForbidden, "File transfer is not allowed (or not available) for this session.")
-		return nil, nil
-	}
-	return s, fs
-}
-
-func (p *Portal) filesList(w http.ResponseWriter, r *http.Request) {
-	_, fs := p.fileSession(w, r)
-	if fs == nil {
-		return
-	}
-	// dir is relative to the home folder; the SFTP server decides what
-	// the account may read, as it does for the same user's shell.
-	list, err := fs.files.List(r.URL.Query().Get("dir"))
-	if err != nil {
-		writeJSONError(w, http.StatusBadGateway, "Cannot list files on the host: "+err.Error())
-		return
-	}
-	out := make([]fileEntry, 0, len(list))
-	for _, e := range list {
-		out = append(out, fileEntry{Name: e.Name, Size: e.Size, Dir: e.IsDir})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (p *Portal) filesUpload(w http.ResponseWriter, r *http.Request) {
-	s, fs := p.fileSession(w, r)
-	if fs == nil {
-		return
-	}
-	if !checkCSRF(r, s.CSRF) {
-		writeJSONError(w, http.StatusForbidden, "This request did not come from the session page.")
-		return
-	}
-	name := r.URL.Query().Get("name")
-	dir := r.URL.Query().Get("dir")
-	n, err := fs.files.Upload(r.Context(), dir, name, http.MaxBytesReader(w, r.Body, MaxUpload), MaxUpload)
-	if err != nil {
-		code := http.StatusBadGateway
-		if errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
-			code = http.StatusForbidden
-			fs.blocked.Add(1)
-		}
-		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: "upload " + name + ": " + err.Error()})
-		writeJSONError(w, code, "Upload refused: "+err.Error())
-		return
-	}
-	p.audit(store.Event{Type: "file.upload", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: fmt.Sprintf("%s (%d bytes)", name, n)})
-	writeJSON(w, http.StatusOK, map[string]any{"name": name, "size": n})
-}
-
-func (p *Portal) filesDownload(w http.ResponseWriter, r *http.Request) {
-	s, fs := p.fileSession(w, r)
-	if fs == nil {
-		return
-	}
-	name := r.URL.Query().Get("name")
-	rc, size, err := fs.files.Download(r.Context(), name)
-	if err != nil {
-		code := http.StatusBadGateway
-		if errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
-			code = http.StatusForbidden
-			fs.blocked.Add(1)
-		}
-		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: "download " + name + ": " + err.Error()})
-		writeJSONError(w, code, "Download refused: "+err.Error())
-		return
-	}
-	defer rc.Close()
-	p.audit(store.Event{Type: "file.download", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: fmt.Sprintf("%s (%d bytes)", name, size)})
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-	w.Header().Set("Content-Disposition", `attachment; filename="`+strings.NewReplacer(`"`, "", "\\", "", "\r", "", "\n", "").Replace(path.Base(name))+`"`)
-	io.Copy(w, rc)
 }

@@ -164,15 +164,23 @@ func (p *Portal) apiRDPFile(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-rdp")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+rdpFileName(res.Name)+`"`)
-	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user, res))
+	d := p.decide(res, sn, s.User, s.Groups, policy.ClientOS(r.UserAgent()), p.clientIP(r))
+	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user, res, d.FileTransfer))
 }
 
 // RDPFile is the text of an .rdp file that opens the session behind
 // ticket through the gateway at addr (host:port); an application resource
-// opens its program in RemoteApp mode.
-func RDPFile(addr, ticket, user string, res config.Resource) string {
+// opens its program in RemoteApp mode. files is the effective file-transfer
+// set: the client redirects its drives only when it allows something. That
+// is advisory: the tunnel passes TLS end to end, so the gateway cannot see
+// or stop what a native client's drive carries.
+func RDPFile(addr, ticket, user string, res config.Resource, files config.Transfer) string {
+	drives := ""
+	if files.ClientToServer() || files.ServerToClient() {
+		drives = "*"
+	}
 	return native.RDPFile{FullAddress: addr, LoadBalanceInfo: ticket, Username: user, PromptForCredentials: true,
-		AuthenticationLevel: 2, ScreenModeID: 2, RemoteApp: rdpRemoteApp(res)}.String()
+		AuthenticationLevel: 2, ScreenModeID: 2, RemoteApp: rdpRemoteApp(res), DriveStoreRedirect: &drives}.String()
 }
 
 // rdpRemoteApp is the RemoteApp part of a native launch of res, nil for a

@@ -366,13 +366,27 @@ func TestTicketKindsDoNotCross(t *testing.T) {
 // file, so a stock client opens that program alone; without one the file
 // opens the desktop.
 func TestRDPFileRemoteApp(t *testing.T) {
-	got := RDPFile("gw.example.test:4443", "tok", "alice", config.Resource{Name: "Notepad", Protocol: config.ProtocolRDP, Kind: config.KindApplication, RemoteApp: &config.RemoteApp{Program: "||notepad"}})
+	got := RDPFile("gw.example.test:4443", "tok", "alice", config.Resource{Name: "Notepad", Protocol: config.ProtocolRDP, Kind: config.KindApplication, RemoteApp: &config.RemoteApp{Program: "||notepad"}}, config.TransferBidirectional)
 	for _, want := range []string{"remoteapplicationmode:i:1\r\n", "remoteapplicationprogram:s:||notepad\r\n", "remoteapplicationname:s:Notepad\r\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("RemoteApp .rdp file lacks %q:\n%s", want, got)
 		}
 	}
-	if desk := RDPFile("gw.example.test:4443", "tok", "alice", config.Resource{Name: "Desk", Protocol: config.ProtocolRDP}); strings.Contains(desk, "remoteapplication") {
+	if desk := RDPFile("gw.example.test:4443", "tok", "alice", config.Resource{Name: "Desk", Protocol: config.ProtocolRDP}, config.TransferBidirectional); strings.Contains(desk, "remoteapplication") {
 		t.Errorf("a desktop's .rdp file asks for RemoteApp:\n%s", desk)
+	}
+}
+
+// TestRDPFileDriveRedirection: the .rdp file redirects the client's drives
+// only when the effective file-transfer set allows a direction (advisory:
+// the gateway cannot see a native client's drive).
+func TestRDPFileDriveRedirection(t *testing.T) {
+	for set, want := range map[config.Transfer]string{
+		config.TransferBidirectional: "drivestoredirect:s:*\r\n", config.TransferClientToServer: "drivestoredirect:s:*\r\n",
+		config.TransferServerToClient: "drivestoredirect:s:*\r\n", config.TransferDisabled: "drivestoredirect:s:\r\n",
+	} {
+		if got := RDPFile("gw.example.test:4443", "tok", "alice", config.Resource{Name: "Desk", Protocol: config.ProtocolRDP}, set); !strings.Contains(got, want) {
+			t.Errorf("file transfer %s: .rdp file lacks %q:\n%s", set, want, got)
+		}
 	}
 }

@@ -17,7 +17,7 @@ case "$want" in
     pkgs+=(tigervnc-standalone-server tigervnc-tools openssh-server openssh-client xvfb
       freerdp2-shadow-x11 winpr-utils xterm x11-apps x11-xserver-utils xclip xdotool xauth openssl
       chromium haproxy websockify ca-certificates imagemagick
-      xrdp debootstrap fakeroot gcc-mingw-w64-x86-64
+      xrdp fuse3 debootstrap fakeroot gcc-mingw-w64-x86-64
       freerdp2-x11 xdg-utils
       zip file systemd init-system-helpers xz-utils lintian nsis desktop-file-utils
       samba samba-dsdb-modules samba-vfs-modules samba-ad-provision winbind ldap-utils slapd iproute2)

@@ -298,7 +298,7 @@ func newPortal(parts gateway.Parts) http.Handler {
 		Live: parts.Live, Store: parts.Store, Secrets: parts.Secrets, Sessions: parts.Sessions, Logger: parts.Logger,
 		Static: web, AssetURL: web.URL, VendorBuilt: web.VendorBuilt,
 		Nonces: parts.Nonces, Fingerprint: func() string { return parts.Certs.Info().SHA256 }, DetectDNS: parts.DetectDNS,
-		ClientDirs: clientDirs(parts.DataDir), Guard: parts.Guard,
+		ClientDirs: clientDirs(parts.DataDir), Guard: parts.Guard, DriveDir: filepath.Join(parts.DataDir, "drives"),
 	})
 }
 

@@ -134,7 +134,10 @@ export async function start(screen, ticket, ui) {
   const h = Math.max(480, Math.min(1200, Math.round(rect.height) & ~1));
   // The layout travels to the gateway, which writes it into the RDP
   // client data the host uses to pick its keyboard map.
-  const proxy = ui.wsURL('rdp', '').replace(/\?.*$/, '') + '?keyboard=' + encodeURIComponent(cred.keyboard);
+  // The page ID names this page's file panel: the gateway serves the
+  // session's drive and files API under it (the RDP stream cannot tell
+  // the page a session ID).
+  const proxy = ui.wsURL('rdp', '').replace(/\?.*$/, '') + '?keyboard=' + encodeURIComponent(cred.keyboard) + '&page=' + ui.pageID;
   let session;
   try {
     const b = new SessionBuilder()
@@ -200,6 +203,15 @@ export async function start(screen, ticket, ui) {
   };
   window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(fit, 400); });
 
+  // The Files panel works on the session's Portico drive, which the
+  // gateway serves into the session; its listing is offered only when the
+  // host's files may reach this page.
+  const backend = httpFilesBackend(`${ui.base}/api/files/${ui.pageID}`, ui.csrf);
+  const files = filesPanel({
+    list: (dir) => (ui.allow.download ? backend.list(dir) : Promise.resolve([])),
+    downloadURL: (path) => backend.downloadURL(path),
+    upload: (dir, file, onProgress) => backend.upload(dir, file, onProgress),
+  }, ui.allow);
   window.__portico = { session, canvas };
   // "Connected" only once the input handlers are in place and the session
   // loop runs, so anything that waits for it can type at once.
@@ -218,6 +230,7 @@ export async function start(screen, ticket, ui) {
       for (const sc of [0x1d, 0x38, 0xe053]) send(DeviceEvent.keyPressed(sc));
       for (const sc of [0xe053, 0x38, 0x1d]) send(DeviceEvent.keyReleased(sc));
     },
+    refreshFiles: files.refresh, upload: files.upload,
     disconnect() { session.shutdown(); },
   };
 }

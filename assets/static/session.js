@@ -1,5 +1,6 @@
 // Session page shell: takes the launch ticket from the URL fragment, loads
 // the protocol's client, and drives the toolbar, panels and states.
+import { humanSize } from './files-panel.js';
 const root = document.getElementById('session');
 const ds = root.dataset;
 const base = ds.base;
@@ -41,6 +42,10 @@ export const ui = {
   // data-credssp="false": the RDP page connects without CredSSP and asks
   // for no credentials (see session-rdp.js); absent means CredSSP.
   credssp: ds.credssp !== 'false',
+  // pageID names this page's Files panel where the protocol's stream has
+  // no room for a session ID (RDP: the gateway serves the session's drive
+  // and files API under it).
+  pageID: Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join(''),
 };
 
 async function newTicket() {
@@ -101,6 +106,46 @@ document.getElementById('file-up')?.addEventListener('change', (ev) => {
   ev.target.value = ''; // choosing the same file again is a new upload
   client?.upload?.(files);
 });
+// Files dropped onto the session are uploaded like picked ones.
+if (ui.allow.upload) {
+  const screen = document.getElementById('screen');
+  screen.addEventListener('dragover', (e) => { e.preventDefault(); screen.classList.add('drop'); });
+  screen.addEventListener('dragleave', () => screen.classList.remove('drop'));
+  screen.addEventListener('drop', (e) => {
+    e.preventDefault();
+    screen.classList.remove('drop');
+    client?.upload?.([...e.dataTransfer.files]);
+  });
+}
+// Files an RDP host saves in its drive's Download folder are offered at
+// once: the panel opens with a download link for each.
+if (ui.allow.download && ds.protocol === 'rdp') {
+  const api = `${base}/api/files/${ui.pageID}`;
+  let seen = 0;
+  setInterval(async () => {
+    const r = await fetch(`${api}/offers?after=${seen}`, { headers: { Accept: 'application/json' } }).catch(() => null);
+    if (!r?.ok) return;
+    const body = await r.json().catch(() => ({}));
+    const offers = body.offers || [];
+    const box = document.getElementById('file-offers');
+    for (const o of offers) {
+      const name = o.name.split('/').pop();
+      const a = Object.assign(document.createElement('a'), { href: `${api}/download?name=${encodeURIComponent(o.name)}`, download: name, textContent: `${name} — download` });
+      const li = document.createElement('li');
+      li.append(a, ` (${humanSize(o.size)})`);
+      box?.append(li);
+    }
+    if (offers.length) {
+      const status = document.getElementById('file-status');
+      if (status) status.textContent = `The remote computer saved ${offers.map((o) => o.name.split('/').pop()).join(', ')}: download below.`;
+      document.getElementById('panel-files').hidden = false;
+      document.getElementById('btn-files')?.setAttribute('aria-expanded', 'true');
+      client?.refreshFiles?.();
+    }
+    seen = body.next ?? seen;
+    document.body.dataset.offers = String(seen);
+  }, 1500);
+}
 // Ctrl+Alt+Del cannot be typed into a browser (the local OS takes it):
 // each protocol's client implements ctrlAltDel() (noVNC's sendCtrlAltDel;
 // the RDP page sends the scancodes).

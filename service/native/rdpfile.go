@@ -24,6 +24,10 @@ type RDPFile struct {
 	// RemoteApp, when not nil, opens a published program in RemoteApp
 	// mode instead of a desktop.
 	RemoteApp *RDPRemoteApp
+	// DriveStoreRedirect, when not nil, is "drivestoredirect:s:": "*" to
+	// redirect every drive of the client, "" for none (the line is written
+	// either way, so an empty value turns the client's default off).
+	DriveStoreRedirect *string
 }
 
 // RDPRemoteApp is the RemoteApp part of an .rdp file.
@@ -61,6 +65,9 @@ func (f RDPFile) String() string {
 	}
 	if f.ScreenModeID != 0 {
 		num("screen mode id", f.ScreenModeID)
+	}
+	if d := f.DriveStoreRedirect; d != nil {
+		b.WriteString("drivestoredirect:s:" + strings.NewReplacer("\r", "", "\n", "").Replace(*d) + "\r\n")
 	}
 	if ra := f.RemoteApp; ra != nil && ra.Program != "" {
 		num("remoteapplicationmode", 1)

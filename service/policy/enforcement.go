@@ -75,9 +75,9 @@ type Rule struct {
 func Rules() []Rule {
 	return []Rule{
 		{config.ProtocolRDP, RouteBrowser, FeatureClipboard, OnTheWire, OnTheWire, "the gateway filters the clipboard channel (CLIPRDR) per direction, or removes it"},
-		{config.ProtocolRDP, RouteBrowser, FeatureFiles, OnTheWire, OnTheWire, "file lists and contents in the clipboard channel follow the file-transfer directions; the web client has no other way to move files"},
+		{config.ProtocolRDP, RouteBrowser, FeatureFiles, OnTheWire, OnTheWire, "the gateway serves its own drive into the session (\\\\tsclient\\Portico): a blocked upload is refused (403), host writes into a drive it may not write get access denied and nothing is offered; clipboard file lists and contents follow the same directions"},
 		{config.ProtocolRDP, RouteNative, FeatureClipboard, Advisory, Advisory, "the RDP client's traffic passes through unchanged"},
-		{config.ProtocolRDP, RouteNative, FeatureFiles, Advisory, Advisory, "the RDP client's traffic passes through unchanged"},
+		{config.ProtocolRDP, RouteNative, FeatureFiles, Advisory, Advisory, "the RDP client's traffic passes through unchanged; the .rdp file's drivestoredirect follows the setting"},
 		{config.ProtocolVNC, RouteBrowser, FeatureClipboard, OnTheWire, OnTheWire, "the gateway's RFB proxy drops ClientCutText / ServerCutText"},
 		{config.ProtocolVNC, RouteBrowser, FeatureFiles, NotAvailable, NotAvailable, "RFB has no file transfer"},
 		{config.ProtocolVNC, RouteNative, FeatureClipboard, OnTheWire, OnTheWire, "native VNC goes through the same RFB proxy"},

@@ -40,6 +40,10 @@ type Info struct {
 	// Blocked counts clipboard or file transfers the gateway refused in
 	// this session because the effective policy does not allow them.
 	Blocked int64 `json:"blocked"`
+	// FilesUp and FilesDown are the bytes of files the user uploaded into
+	// and downloaded from the session (SFTP or the RDP drive).
+	FilesUp   int64 `json:"filesUp"`
+	FilesDown int64 `json:"filesDown"`
 }
 
 // Session is a registered live session.
@@ -48,6 +52,8 @@ type Session struct {
 	up      atomic.Int64
 	down    atomic.Int64
 	blocked atomic.Int64
+	filesUp atomic.Int64
+	filesDn atomic.Int64
 	cancel  func(reason string)
 }
 
@@ -59,6 +65,12 @@ func (s *Session) Down() *atomic.Int64 { return &s.down }
 
 // Blocked counts transfers refused by policy; relays add to it.
 func (s *Session) Blocked() *atomic.Int64 { return &s.blocked }
+
+// FilesUp counts bytes of files uploaded into the session.
+func (s *Session) FilesUp() *atomic.Int64 { return &s.filesUp }
+
+// FilesDown counts bytes of files downloaded from the session.
+func (s *Session) FilesDown() *atomic.Int64 { return &s.filesDn }
 
 // ID returns the session's ID.
 func (s *Session) ID() string { return s.info.ID }
@@ -100,6 +112,7 @@ func (r *Registry) List() []Info {
 	for _, s := range r.live {
 		i := s.info
 		i.BytesUp, i.BytesDown, i.Blocked = s.up.Load(), s.down.Load(), s.blocked.Load()
+		i.FilesUp, i.FilesDown = s.filesUp.Load(), s.filesDn.Load()
 		out = append(out, i)
 	}
 	r.mu.Unlock()

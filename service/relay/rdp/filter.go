@@ -49,6 +49,9 @@ type Policy struct {
 	// Logon, when set, is what the gateway writes into the session it
 	// signed in to (Connection.Logon; see inject.go).
 	Logon *Logon
+	// Drive, when set, is the session's drive (an rdpdr.Client): the
+	// filter adds the rdpdr channel for it and serves it (drive.go).
+	Drive DriveChannel
 }
 
 // ErrPolicy is wrapped by errors that end a session because its policy
@@ -72,6 +75,7 @@ const (
 	restPass = iota
 	restDrop
 	restObserve
+	restConsume // the drive channel's: taken off the stream for the rdpdr client
 )
 
 // maxObserved caps a clipboard PDU the filter reads whole (capabilities,
@@ -85,6 +89,7 @@ type Filter struct {
 	filesC2S, filesS2C    bool
 	disabled, directional bool
 	keyboard              uint32
+	drive                 *driveState   // nil without a drive
 	cliprdr, dummy        atomic.Uint32 // channel IDs, set from the Connect Response
 	removed               atomic.Bool   // cliprdr was taken out of the request
 	idle                  atomic.Bool   // the client asked for no clipboard channel
@@ -123,12 +128,15 @@ func NewFilter(p Policy, log *slog.Logger) *Filter {
 	}
 	f.disabled = !f.clipC2S && !f.clipS2C
 	f.directional = !f.disabled && !(f.clipC2S && f.clipS2C && f.filesC2S && f.filesS2C)
+	if p.Drive != nil {
+		f.drive = &driveState{ch: p.Drive}
+	}
 	return f
 }
 
 // Active reports whether the policy restricts or rewrites anything.
 func (f *Filter) Active() bool {
-	return f.disabled || f.directional || f.keyboard != 0 || f.logon != nil
+	return f.disabled || f.directional || f.keyboard != 0 || f.logon != nil || f.drive != nil
 }
 
 // Wrap returns host seen through the filter: writes are client→server,
@@ -141,7 +149,18 @@ func (f *Filter) Wrap(host net.Conn) net.Conn {
 	c := &Conn{Conn: host, f: f, hw: hostWriter{host}}
 	c.up = direction{f: f, toServer: true, host: host}
 	c.down = direction{f: f, raw: make([]byte, 32<<10)}
+	if f.drive != nil {
+		f.drive.inj = newHostInjector(host)
+	}
 	return c
+}
+
+// Close closes the host connection and stops the drive's writer.
+func (c *Conn) Close() error {
+	if c.f.drive != nil {
+		c.f.drive.inj.stop()
+	}
+	return c.Conn.Close()
 }
 
 // Conn is a host connection with the filter applied; see Filter.Wrap.
@@ -162,6 +181,16 @@ func (c *Conn) Write(b []byte) (int, error) {
 	d := &c.up
 	if d.phase == phasePass && len(d.hold) == 0 {
 		return c.Conn.Write(b)
+	}
+	if s := c.f.drive; s != nil {
+		s.inj.wmu.Lock()
+		defer func() {
+			s.inj.boundary = d.left == 0 && len(d.hold) == 0
+			s.inj.wmu.Unlock()
+			if s.inj.boundary {
+				s.inj.wake()
+			}
+		}()
 	}
 	total := len(b)
 	out := &c.hw
@@ -199,7 +228,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			inj := c.f.takeInjected()
 			n := copy(p, inj)
 			c.over = inj[n:]
-			if !c.f.directional {
+			if !c.f.directional && c.f.drive == nil {
 				d.phase = phasePass // the dummy join was the last thing to do
 			}
 			return n, nil
@@ -348,11 +377,19 @@ func (d *direction) process(b []byte, out emitter) (int, error) {
 				run = i + n
 			case restObserve:
 				d.observeBytes(b[i : i+n])
+			case restConsume:
+				if err := flush(i); err != nil {
+					return 0, err
+				}
+				run = i + n
+				d.f.drive.consume = append(d.f.drive.consume, b[i:i+n]...)
 			}
 			i += n
 			d.left -= n
 			if d.left == 0 {
-				d.endRecord()
+				if err := d.endRecord(); err != nil {
+					return 0, err
+				}
 			}
 			continue
 		}
@@ -373,7 +410,9 @@ func (d *direction) process(b []byte, out emitter) (int, error) {
 			return 0, err
 		}
 		if drop {
-			d.rest = restDrop
+			if d.rest != restConsume {
+				d.rest = restDrop
+			}
 			if err := flush(i); err != nil {
 				return 0, err
 			}
@@ -387,7 +426,9 @@ func (d *direction) process(b []byte, out emitter) (int, error) {
 		i += hdr
 		d.left = rec - hdr
 		if d.left == 0 {
-			d.endRecord()
+			if err := d.endRecord(); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if err := flush(i); err != nil {
@@ -485,6 +526,11 @@ func (d *direction) decide(h []byte, rec int) (repl []byte, drop bool, err error
 		}
 		return d.connectResponse(h)
 	}
+	if d.f.drive != nil {
+		if repl, drop, handled, err := d.driveRecord(h, rec); err != nil || handled {
+			return repl, drop, err
+		}
+	}
 	if d.toServer && d.f.removed.Load() {
 		if init, ch, ok := channelJoin(h); ok && ch == uint16(d.f.dummy.Load()) {
 			d.f.injectToClient(d.host, joinConfirm(init, ch))
@@ -520,22 +566,34 @@ func (d *direction) connectInitial(rec []byte) ([]byte, bool, error) {
 	if f.logon != nil && f.logon.HostProtocol != 0 && ci.setServerSelectedProtocol(f.logon.HostProtocol) {
 		keyboard = true // the record changed: send the rewrite
 	}
-	switch {
-	case at >= 0 && f.disabled:
-		removed := ci.removeChannel(cliprdrName)
+	var remove []string
+	if at >= 0 && f.disabled {
+		remove = append(remove, cliprdrName)
+		f.log.Debug("rdp filter: clipboard channel removed from the client's request", "channels", names)
+	}
+	if f.drive != nil && channelIndex(names, rdpdrName) >= 0 {
+		// Only the gateway serves a drive into the session.
+		remove = append(remove, rdpdrName)
+	}
+	if len(remove) > 0 {
+		removed := ci.removeChannel(remove...)
 		f.mu.Lock()
 		f.removedAt = removed
 		f.mu.Unlock()
 		f.removed.Store(true)
-		f.log.Debug("rdp filter: clipboard channel removed from the client's request", "channels", names)
-	case at >= 0 && f.directional:
+	}
+	if at >= 0 && f.directional {
 		f.mu.Lock()
 		f.clipAt = at
 		f.mu.Unlock()
 		ci.forbidCompression(cliprdrName)
-	default:
-		// No clipboard channel to police (none requested, or only the
-		// keyboard layout to set): the rest is a plain copy.
+	}
+	if f.drive != nil {
+		f.drive.requested = ci.addDriveChannel()
+	}
+	if len(remove) == 0 && !(at >= 0 && f.directional) && f.drive == nil {
+		// Nothing to police (no clipboard channel, or only the keyboard
+		// layout to set): the rest is a plain copy.
 		if at < 0 {
 			f.idle.Store(true)
 		}
@@ -549,8 +607,9 @@ func (d *direction) connectInitial(rec []byte) ([]byte, bool, error) {
 	return ci.marshal(), true, nil
 }
 
-// connectResponse reads the server's channel IDs and, when the client's
-// clipboard channel was removed, puts an unused ID back in its place.
+// connectResponse reads the server's channel IDs, takes the gateway's
+// drive channel out of them, and puts an unused ID in the place of each
+// channel removed from the client's request.
 func (d *direction) connectResponse(rec []byte) ([]byte, bool, error) {
 	cr, err := parseConnectResponse(rec)
 	if err != nil {
@@ -561,8 +620,20 @@ func (d *direction) connectResponse(rec []byte) ([]byte, bool, error) {
 	removed, at := f.removedAt, f.clipAt
 	f.mu.Unlock()
 	ids := cr.channelIDs()
+	changed := false
+	if f.drive != nil {
+		var ok bool
+		if ids, ok = f.drive.takeDriveID(ids); ok {
+			if cr.encrypted() {
+				return nil, false, fmt.Errorf("%w: the host encrypts channel data with standard RDP security, so the drive cannot be served; use TLS/NLA security on the host", ErrPolicy)
+			}
+			changed = true
+		} else {
+			f.log.Warn("rdp filter: the host assigned no ID to the drive channel; the session has no drive", "requested", f.drive.requested, "assigned", len(ids))
+		}
+	}
 	if len(removed) > 0 {
-		dummy := unusedChannel(cr.ioChannel(), ids)
+		dummy := unusedChannel(cr.ioChannel(), append(ids, uint16(f.drive.idOrZero())))
 		for _, at := range removed {
 			if at > len(ids) {
 				return nil, false, fmt.Errorf("%w: server listed %d channels, client asked for more", ErrPolicy, len(ids))
@@ -570,23 +641,26 @@ func (d *direction) connectResponse(rec []byte) ([]byte, bool, error) {
 			ids = append(ids[:at], append([]uint16{dummy}, ids[at:]...)...)
 		}
 		f.dummy.Store(uint32(dummy))
-		cr.setChannelIDs(ids)
+		changed = true
 		// Stay framed until the client's join of the dummy was answered.
-		return cr.marshal(), true, nil
 	}
-	if at < 0 || !f.directional {
+	if at >= 0 && f.directional {
+		if at >= len(ids) {
+			return nil, false, fmt.Errorf("%w: server listed %d channels, fewer than the client asked for", ErrPolicy, len(ids))
+		}
+		if cr.encrypted() {
+			return nil, false, fmt.Errorf("%w: the host encrypts channel data with standard RDP security, so the clipboard policy cannot be enforced; use TLS/NLA security on the host", ErrPolicy)
+		}
+		// Channel IDs map to the client's request by position.
+		f.cliprdr.Store(uint32(ids[at]))
+	} else if len(removed) == 0 && f.drive == nil {
 		d.phase = phasePass
+	}
+	if !changed {
 		return nil, false, nil
 	}
-	if at >= len(ids) {
-		return nil, false, fmt.Errorf("%w: server listed %d channels, fewer than the client asked for", ErrPolicy, len(ids))
-	}
-	if cr.encrypted() {
-		return nil, false, fmt.Errorf("%w: the host encrypts channel data with standard RDP security, so the clipboard policy cannot be enforced; use TLS/NLA security on the host", ErrPolicy)
-	}
-	// Channel IDs map to the client's request by position.
-	f.cliprdr.Store(uint32(ids[at]))
-	return nil, false, nil
+	cr.setChannelIDs(ids)
+	return cr.marshal(), true, nil
 }
 
 // channelIndex is the position of the channel named name, or -1.
@@ -692,12 +766,17 @@ func (d *direction) observeBytes(b []byte) {
 }
 
 // endRecord runs when a record has been handled completely.
-func (d *direction) endRecord() {
+func (d *direction) endRecord() error {
 	if d.rest == restObserve && d.lastChk && d.obsOn {
 		d.f.mu.Lock()
 		d.f.clip.observed(d.sender(), d.observe, true)
 		d.f.mu.Unlock()
 		d.obsOn = false
 	}
+	consumed := d.rest == restConsume
 	d.rest = restPass
+	if consumed {
+		return d.driveChunk()
+	}
+	return nil
 }

@@ -345,9 +345,9 @@ func (ci *connectInitial) channels() []string {
 	return names
 }
 
-// removeChannel drops every channel named name (case-insensitive) from
-// CS_NET and returns the positions they had.
-func (ci *connectInitial) removeChannel(name string) []int {
+// removeChannel drops every channel with one of names (case-insensitive)
+// from CS_NET and returns the positions they had, in order.
+func (ci *connectInitial) removeChannel(names ...string) []int {
 	if ci.net < 0 {
 		return nil
 	}
@@ -355,7 +355,7 @@ func (ci *connectInitial) removeChannel(name string) []int {
 	nb := append([]byte{}, old[:8]...)
 	var removed []int
 	for i, def := 0, old[8:]; len(def) >= channelDefs; i, def = i+1, def[channelDefs:] {
-		if bytes.EqualFold([]byte(channelName(def)), []byte(name)) {
+		if channelIndex(names, channelName(def)) >= 0 {
 			removed = append(removed, i)
 			continue
 		}

@@ -24,7 +24,7 @@ import (
 
 // testDir makes a fresh directory in testUser's home, owned by the user,
 // and removes it at the end. It returns its name relative to the home.
-func (h *testHost) testDir(t *testing.T) string {
+func (h *testHost) testDir(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("portico-test-%d", time.Now().UnixNano())
 	abs := filepath.Join(h.home, name)
@@ -64,7 +64,7 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
-func openFiles(t *testing.T, c *Client, policy config.Transfer) *Files {
+func openFiles(t testing.TB, c *Client, policy config.Transfer) *Files {
 	t.Helper()
 	f, err := c.Files(policy)
 	if err != nil {
@@ -283,7 +283,7 @@ func TestCheckName(t *testing.T) {
 }
 
 // ownerOf returns the numeric owner of a file on this machine.
-func ownerOf(t *testing.T, p string) (uid, gid int) {
+func ownerOf(t testing.TB, p string) (uid, gid int) {
 	t.Helper()
 	fi, err := os.Stat(p)
 	if err != nil {

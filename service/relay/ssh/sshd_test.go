@@ -62,7 +62,7 @@ type testHost struct {
 }
 
 // keygen runs ssh-keygen for an ed25519 key at file with passphrase.
-func keygen(t *testing.T, file, passphrase string) {
+func keygen(t testing.TB, file, passphrase string) {
 	t.Helper()
 	out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", "portico-test", "-f", file).CombinedOutput()
 	if err != nil {
@@ -71,7 +71,7 @@ func keygen(t *testing.T, file, passphrase string) {
 }
 
 // fingerprintOf reads a .pub file and returns its SHA256 fingerprint.
-func fingerprintOf(t *testing.T, pubFile string) string {
+func fingerprintOf(t testing.TB, pubFile string) string {
 	t.Helper()
 	b, err := os.ReadFile(pubFile)
 	if err != nil {
@@ -84,7 +84,7 @@ func fingerprintOf(t *testing.T, pubFile string) string {
 	return ssh.FingerprintSHA256(pub)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,7 +95,7 @@ func freePort(t *testing.T) int {
 }
 
 // startSSHD runs a real OpenSSH server on 127.0.0.1 for this test only.
-func startSSHD(t *testing.T) *testHost {
+func startSSHD(t testing.TB) *testHost {
 	t.Helper()
 	if _, err := os.Stat(sshdPath); err != nil {
 		t.Fatalf("%s not found: install the openssh-server package", sshdPath)
@@ -209,7 +209,7 @@ Subsystem sftp internal-sftp
 }
 
 // dial signs in as testUser with the password, trusting on first use.
-func (h *testHost) dial(t *testing.T) *Client {
+func (h *testHost) dial(t testing.TB) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
