@@ -132,6 +132,8 @@ type sessionView struct {
 	RDPUser string
 	// Keyboards are the keyboard layouts the RDP page offers.
 	Keyboards []rdp.KeyboardLayout
+	// Messages is the page's vocabulary (JSON of Messages), by reason.
+	Messages string
 }
 
 // sessionPage renders the page that runs the protocol's web client. The
@@ -152,6 +154,7 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 		Resource:  resourceView{ID: res.ID, Name: res.Name, Icon: res.Icon, Kind: string(res.Kind), Protocol: string(res.Protocol)},
 		Clipboard: d.Clipboard, FileTransfer: d.FileTransfer,
 		ClipToServer: d.Clipboard.ClientToServer(), ClipToClient: d.Clipboard.ServerToClient(),
+		Messages: messagesJSON(string(res.Protocol)),
 	}
 	// Only SSH sessions have a file panel (SFTP through the gateway): RFB
 	// has no file transfer, and the RDP web client has no drive or

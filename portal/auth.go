@@ -72,6 +72,10 @@ type SessionStore struct {
 	now func() time.Time
 	mu  sync.Mutex
 	m   map[string]*Session
+	// revoked reports whether a user's identity changed at or after a
+	// sign-in's creation (sessions.Registry.RevokedSince); such a sign-in
+	// is over. Nil revokes nothing.
+	revoked func(user string, created time.Time) bool
 }
 
 // NewSessionStore returns a session store over st.
@@ -124,7 +128,7 @@ func (ss *SessionStore) ByID(id string) *Session {
 	}
 	now := ss.now()
 	ss.mu.Lock()
-	expired := now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout
+	expired := now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout || (ss.revoked != nil && ss.revoked(s.User, s.Created))
 	persist := !expired && now.Sub(s.LastSeen) > touchEvery
 	if !expired {
 		s.LastSeen = now

@@ -20,6 +20,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/detect"
+	sshrelay "portico/service/relay/ssh"
 	"portico/service/secret"
 	"portico/service/sessions"
 	"portico/service/store"
@@ -58,6 +59,9 @@ type Deps struct {
 	DetectDNS func() string
 	// ClientDirs are searched for portico-client builds to hand out.
 	ClientDirs []string
+	// KeepAlive is how often browser WebSockets are pinged and SSH hosts
+	// probed; zero is DefaultKeepAlive.
+	KeepAlive time.Duration
 }
 
 // Portal is the portal's http.Handler.
@@ -69,6 +73,8 @@ type Portal struct {
 	tpl      *template.Template
 	mux      *http.ServeMux
 	relays   relayState
+	// ended keeps why recent sessions ended, for their pages to ask.
+	ended *ended
 }
 
 // New builds the portal.
@@ -77,7 +83,7 @@ func New(d Deps) *Portal {
 		d.Logger = slog.Default()
 	}
 	if d.Dial == nil {
-		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAliveConfig: sshrelay.TCPKeepAlive}
 		d.Dial = dialer.DialContext
 	}
 	if d.AssetURL == nil {
@@ -92,6 +98,14 @@ func New(d Deps) *Portal {
 		sessions: NewSessionStore(d.Store),
 		throttle: NewThrottle(),
 		mux:      http.NewServeMux(),
+		ended:    newEnded(),
+	}
+	if d.Sessions != nil {
+		// An identity change (disabled, removed, password reset, groups
+		// changed) ends the user's portal sign-ins at once; the registry
+		// ends their live sessions.
+		d.Sessions.OnRevoke(p.sessions.DeleteUser)
+		p.sessions.revoked = d.Sessions.RevokedSince
 	}
 	p.tpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"asset": func(s string) string { return d.AssetURL(s) },
@@ -118,6 +132,8 @@ func (p *Portal) routes() {
 		m.Handle("POST /api/detect/probe", detect.ProbeHandler(p.Nonces))
 	}
 	m.HandleFunc("GET /client/{name}", p.clientDownload)
+	m.HandleFunc("GET /api/live-sessions", p.apiLiveSessions)
+	m.HandleFunc("GET /api/session-end/{page}", p.apiSessionEnd)
 	p.relayRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.", "")

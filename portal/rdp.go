@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,6 +17,7 @@ import (
 	"portico/service/config"
 	"portico/service/relay"
 	"portico/service/relay/rdp"
+	"portico/service/sessions"
 	"portico/service/store"
 	"portico/service/tlscert"
 )
@@ -97,9 +97,15 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 		granted = o
 		return rdp.Target{Addr: net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port)), CheckCert: p.rdpCertPin(o.res)}, nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	resp, host, err := rdp.Accept(ctx, first, auth, func(ctx context.Context, addr string) (net.Conn, error) { return p.Dial(ctx, "tcp", addr) })
+	var failed error
+	auth = rdpAuth(auth, &failed)
+	resp, host, err := rdp.Accept(context.Background(), first, auth, func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := p.Dial(ctx, "tcp", addr)
+		if err != nil {
+			failed = ending(sessions.ReasonHostUnreachable, err)
+		}
+		return c, err
+	})
 	if len(resp) > 0 {
 		if _, werr := stream.Write(resp); werr != nil && host != nil {
 			host.Close()
@@ -107,19 +113,44 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if host == nil {
+		// IronRDP shows the RDCleanPath error itself; the page also asks
+		// the gateway for the reason (the close code stays inside wasm).
+		reason := reasonOf(failed, sessions.ReasonHostUnreachable)
+		if errors.Is(err, rdp.ErrCertificateRejected) {
+			reason = sessions.ReasonHostIdentity
+		}
+		p.ended.record(pageID(r), reason)
 		if granted != nil {
 			p.audit(store.Event{Type: "session.fail", User: s.User, ClientIP: ip, Resource: granted.res.ID, Detail: "RDP: " + err.Error()})
 		}
-		closeWS(ws, websocket.CloseNormalClosure, "")
+		closeWS(ws, reason.Code(), string(reason))
 		return
 	}
-	var once sync.Once
-	sess, end := p.register(granted, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
-	// The clipboard policy is enforced on the plaintext RDP stream, not only in the page.
-	filtered := rdp.NewFilter(rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer,
-		KeyboardLayout: keyboardLayout(r)}, p.Logger).Wrap(host)
-	err = relay.Pipe(ctx, stream, &countingConn{Conn: filtered, up: sess.Up(), down: sess.Down()}, nil)
-	end(err)
+	p.runSession(granted, pageID(r), &wsClient{ws: ws}, func(ctx context.Context, m *sessions.Session) error {
+		p.keepWS(ctx, ws)
+		// The clipboard policy is enforced on the plaintext RDP stream, not only in the page.
+		backend := newHostSide(host, m)
+		filtered := rdp.NewFilter(rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer,
+			KeyboardLayout: keyboardLayout(r), Refused: m.Refuse}, p.Logger).Wrap(backend)
+		err := relay.Pipe(ctx, stream, filtered, nil)
+		return backend.reason(err)
+	})
+}
+
+// rdpAuth wraps the ticket check so a refused ticket gives the session
+// its reason.
+func rdpAuth(auth func(context.Context, string) (rdp.Target, error), failed *error) func(context.Context, string) (rdp.Target, error) {
+	return func(ctx context.Context, token string) (rdp.Target, error) {
+		t, err := auth(ctx, token)
+		if err != nil {
+			if errors.Is(err, rdp.ErrForbidden) {
+				*failed = ending(sessions.ReasonAccessRemoved, err)
+			} else {
+				*failed = ending(sessions.ReasonTicket, err)
+			}
+		}
+		return t, err
+	}
 }
 
 // rdpCertPin trusts an RDP host's certificate on first use and pins its

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,6 +18,7 @@ import (
 	"portico/service/config"
 	"portico/service/relay"
 	sshrelay "portico/service/relay/ssh"
+	"portico/service/sessions"
 	"portico/service/store"
 )
 
@@ -39,7 +39,7 @@ type fileSession struct {
 	resource            string
 	clientIP            string
 	files               *sshrelay.Files
-	blocked             *atomic.Int64 // the live session's policy refusals
+	meter               *sessions.Session // the live session, which counts refusals
 }
 
 // fileSessions maps live SSH session IDs to their SFTP handles, so the
@@ -96,38 +96,62 @@ func (p *Portal) relaySSH(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var once sync.Once
-	sess, end := p.register(o, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
-	dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
-	client, err := sshrelay.Dial(dctx, net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port)), cred, p.hostKeyPolicy(o.res))
-	dcancel()
-	if err != nil {
-		ws.WriteJSON(map[string]string{"type": "error", "message": err.Error()})
-		closeWS(ws, websocket.CloseTryAgainLater, err.Error())
-		end(err)
-		return
+	p.runSession(o, pageID(r), &wsClient{ws: ws}, func(ctx context.Context, m *sessions.Session) error {
+		dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
+		client, err := sshrelay.Dial(dctx, net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port)), cred, p.hostKeyPolicy(o.res))
+		dcancel()
+		if err != nil {
+			return sshDialError(err)
+		}
+		defer client.Close()
+		// The host is probed as the browser is pinged: either one that
+		// stops answering ends the session with its own reason.
+		ctx, stop := context.WithCancelCause(ctx)
+		defer stop(nil)
+		go func() {
+			if err := client.KeepAlive(ctx, p.keepAlive()); err != nil {
+				stop(ending(sessions.ReasonHostSilent, err))
+			}
+		}()
+		p.keepWS(ctx, ws)
+		// The session's file panel is registered even when file transfer is
+		// off, so its requests get "not allowed" rather than "session ended".
+		fsess := &fileSession{user: o.ticket.User, portalSession: o.ticket.PortalSession, resource: o.res.ID, clientIP: o.ticket.ClientIP, meter: m}
+		if files, err := client.Files(o.decision.FileTransfer); err == nil {
+			fsess.files = files
+			defer files.Close()
+		} else if !errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
+			p.Logger.Warn("SFTP unavailable", "resource", o.res.ID, "err", err)
+		}
+		defer p.relays.files.put(m.ID(), fsess)()
+		ws.WriteJSON(map[string]string{"type": "session", "id": m.ID()})
+		err = client.Terminal(ctx, &countingMessages{MessageConn: ws, up: m.Up(), down: m.Down()}, cols, rows)
+		if cause := context.Cause(ctx); cause != nil && reasonOf(cause, "") != "" {
+			return cause
+		}
+		if err == nil {
+			// The shell exited (the page got its status) or the browser
+			// closed the session.
+			return ending(sessions.ReasonHostEnded, errors.New("the remote shell exited or the browser closed the session"))
+		}
+		if errors.Is(err, sshrelay.ErrBrowserLost) {
+			return ending(sessions.ReasonNetwork, err)
+		}
+		return ending(sessions.ReasonHostEnded, err)
+	})
+}
+
+// sshDialError gives a failed SSH connection its Reason.
+func sshDialError(err error) error {
+	switch {
+	case errors.Is(err, sshrelay.ErrUnreachable):
+		return ending(sessions.ReasonHostUnreachable, err)
+	case errors.Is(err, sshrelay.ErrAuthFailed):
+		return ending(sessions.ReasonCredentials, err)
+	case errors.Is(err, sshrelay.ErrHostKeyChanged):
+		return ending(sessions.ReasonHostIdentity, err)
 	}
-	defer client.Close()
-	// The session's file panel is registered even when file transfer is
-	// off, so its requests get "not allowed" rather than "session ended".
-	fsess := &fileSession{user: o.ticket.User, portalSession: o.ticket.PortalSession, resource: o.res.ID, clientIP: o.ticket.ClientIP, blocked: sess.Blocked()}
-	if files, err := client.Files(o.decision.FileTransfer); err == nil {
-		fsess.files = files
-		defer files.Close()
-	} else if !errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
-		p.Logger.Warn("SFTP unavailable", "resource", o.res.ID, "err", err)
-	}
-	defer p.relays.files.put(sess.ID(), fsess)()
-	ws.WriteJSON(map[string]string{"type": "session", "id": sess.ID()})
-	err = client.Terminal(ctx, &countingMessages{MessageConn: ws, up: sess.Up(), down: sess.Down()}, cols, rows)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		closeWS(ws, websocket.CloseNormalClosure, err.Error())
-	} else {
-		closeWS(ws, websocket.CloseNormalClosure, "session ended")
-	}
-	end(err)
+	return ending(sessions.ReasonHostUnreachable, err)
 }
 
 // countingMessages counts terminal bytes through a MessageConn.
@@ -213,7 +237,7 @@ func (p *Portal) fileSession(w http.ResponseWriter, r *http.Request) (*Session, 
 		return nil, nil
 	}
 	if fs.files == nil {
-		fs.blocked.Add(1)
+		fs.meter.Refuse()
 		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: r.Method + " " + r.URL.Path + ": file transfer is not available in this session"})
 		writeJSONError(w, http.StatusForbidden, "File transfer is not allowed (or not available) for this session.")
 		return nil, nil
@@ -253,7 +277,7 @@ func (p *Portal) filesUpload(w http.ResponseWriter, r *http.Request) {
 		code := http.StatusBadGateway
 		if errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
 			code = http.StatusForbidden
-			fs.blocked.Add(1)
+			fs.meter.Refuse()
 		}
 		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: "upload " + name + ": " + err.Error()})
 		writeJSONError(w, code, "Upload refused: "+err.Error())
@@ -274,7 +298,7 @@ func (p *Portal) filesDownload(w http.ResponseWriter, r *http.Request) {
 		code := http.StatusBadGateway
 		if errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
 			code = http.StatusForbidden
-			fs.blocked.Add(1)
+			fs.meter.Refuse()
 		}
 		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: "download " + name + ": " + err.Error()})
 		writeJSONError(w, code, "Download refused: "+err.Error())

@@ -54,21 +54,22 @@ function askCredentials(defaultUser) {
   });
 }
 
+// explain maps a web-client error to the page's vocabulary (see
+// session.js): what IronRDP knows that the gateway cannot see (NLA runs
+// inside TLS, end to end).
 function explain(err, mod) {
   const kind = typeof err?.kind === 'function' ? err.kind() : -1;
   const d = typeof err?.rdcleanpathDetails === 'function' ? err.rdcleanpathDetails() : undefined;
-  if (kind === mod.IronErrorKind.WrongPassword || kind === mod.IronErrorKind.LogonFailure) return ['Sign-in failed', 'The remote computer refused the user name or password.'];
-  if (kind === mod.IronErrorKind.AccessDenied) return ['Access denied', 'The remote computer does not let this account sign in.'];
-  if (d?.httpStatusCode === 401 || d?.httpStatusCode === 403) return ['Not allowed', 'The launch ticket was refused (expired or already used). Open the resource again from the portal.'];
-  if (d?.wsaErrorCode === 10061) return ['Host unreachable', 'The remote computer refused the connection: it may be off or not accepting remote desktop connections.'];
-  if (d?.wsaErrorCode === 10060) return ['Host unreachable', 'The remote computer did not answer in time.'];
-  if (d?.wsaErrorCode === 11001) return ['Host unreachable', 'The remote computer\'s name could not be found.'];
+  if (kind === mod.IronErrorKind.WrongPassword || kind === mod.IronErrorKind.LogonFailure || kind === mod.IronErrorKind.AccessDenied) return 'credentials';
+  if (d?.httpStatusCode === 401) return 'ticket';
+  if (d?.httpStatusCode === 403) return 'access-removed';
+  if (d?.wsaErrorCode !== undefined) return 'host-unreachable';
   // 42 (bad_certificate) is what the gateway reports when the host's
   // certificate is not the one it pinned on first use.
-  if (d?.tlsAlertCode === 42) return ['Certificate changed', 'The remote computer presented a different certificate than the one trusted for it, so the gateway did not connect. Ask your administrator to check the computer; if the change is expected they can forget the pinned certificate.'];
-  if (d?.tlsAlertCode !== undefined) return ['Secure connection failed', `The remote computer ended the TLS handshake (alert ${d.tlsAlertCode}).`];
-  if (kind === mod.IronErrorKind.NegotiationFailure) return ['Cannot connect', 'The remote computer and the gateway could not agree on a security protocol (TLS/NLA needed).'];
-  return ['Cannot connect', 'Sign-in failed or the host closed the connection. Check the user name and password and try again.'];
+  if (d?.tlsAlertCode === 42) return 'host-identity';
+  if (d?.tlsAlertCode !== undefined) return 'host-unreachable';
+  // A wrong password shows up as the host closing the connection.
+  return 'credentials';
 }
 
 export async function start(screen, ticket, ui) {
@@ -86,7 +87,7 @@ export async function start(screen, ticket, ui) {
   const h = Math.max(480, Math.min(1200, Math.round(rect.height) & ~1));
   // The layout travels to the gateway, which writes it into the RDP
   // client data the host uses to pick its keyboard map.
-  const proxy = ui.wsURL('rdp', '').replace(/\?.*$/, '') + '?keyboard=' + encodeURIComponent(cred.keyboard);
+  const proxy = ui.wsURL('rdp', '') + '&keyboard=' + encodeURIComponent(cred.keyboard);
   let session;
   try {
     const b = new mod.SessionBuilder()
@@ -104,14 +105,14 @@ export async function start(screen, ticket, ui) {
     }
     session = await b.connect();
   } catch (e) {
-    const [title, msg] = explain(e, mod);
-    ui.disconnected(title, msg);
+    ui.ended({ connected: false, guess: explain(e, mod) });
     return {};
   }
-  ui.setState('Connected', 'on');
+  ui.connected();
   canvas.focus();
-  session.run().then((info) => ui.disconnected('Disconnected', `The session ended: ${info.reason()}.`))
-    .catch((e) => { console.error('RDP session failed:', e?.backtrace?.() ?? e); const [t, m] = explain(e, mod); ui.disconnected(t, m); });
+  // The close code stays inside the wasm client: the page asks the gateway.
+  session.run().then(() => ui.ended({ connected: true }))
+    .catch((e) => { console.error('RDP session failed:', e?.backtrace?.() ?? e); ui.ended({ connected: true }); });
 
   const send = (ev) => { const tx = new mod.InputTransaction(); tx.addEvent(ev); session.applyInputs(tx); };
   const pos = (e) => {

@@ -46,6 +46,10 @@ type Policy struct {
 	// client's core data (see KeyboardLayouts): the web client sends
 	// physical scancodes and leaves the layout to the host.
 	KeyboardLayout uint32
+	// Refused, when set, is called for each clipboard or file transfer
+	// the filter refuses (the session's meter counts them). It runs on a
+	// relay goroutine: keep it quick.
+	Refused func()
 }
 
 // ErrPolicy is wrapped by errors that end a session because its policy
@@ -82,6 +86,7 @@ type Filter struct {
 	filesC2S, filesS2C    bool
 	disabled, directional bool
 	keyboard              uint32
+	refused               func()
 	cliprdr, dummy        atomic.Uint32 // channel IDs, set from the Connect Response
 	removed               atomic.Bool   // cliprdr was taken out of the request
 	idle                  atomic.Bool   // the client asked for no clipboard channel
@@ -113,7 +118,10 @@ func NewFilter(p Policy, log *slog.Logger) *Filter {
 		clipC2S: clip.ClientToServer(), clipS2C: clip.ServerToClient(),
 		filesC2S: files.ClientToServer(), filesS2C: files.ServerToClient(),
 		clip: newClipState(), clipAt: -1,
-		keyboard: p.KeyboardLayout,
+		keyboard: p.KeyboardLayout, refused: p.Refused,
+	}
+	if f.refused == nil {
+		f.refused = func() {}
 	}
 	f.disabled = !f.clipC2S && !f.clipS2C
 	f.directional = !f.disabled && !(f.clipC2S && f.clipS2C && f.filesC2S && f.filesS2C)
@@ -654,6 +662,7 @@ func (d *direction) clipboardChunk(h []byte, rec int, sd sendData) ([]byte, bool
 		r = append(r, chunk[cliprdrHeaderLen:cliprdrHeaderLen+keep]...)
 		binary.BigEndian.PutUint16(r[2:], uint16(len(r)))
 		d.f.log.Debug("rdp filter: clipboard data blocked", "type", typ, "toServer", d.toServer)
+		d.f.refused()
 		return r, true, nil
 	}
 	return nil, false, nil
