@@ -34,8 +34,8 @@ func newActivityPage(u *UI) *activityPage {
 	p.slist = widget.NewList(func() int { return len(p.sessions) }, func() fyne.CanvasObject { return widget.NewLabel("session") },
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			s := p.sessions[i]
-			o.(*widget.Label).SetText(fmt.Sprintf("%s → %s (%s) from %s since %s — %d B up, %d B down", s.User, s.Resource, s.Protocol, s.ClientIP,
-				s.Started.Local().Format("15:04:05"), s.BytesUp, s.BytesDown))
+			o.(*widget.Label).SetText(fmt.Sprintf("%s → %s (%s) from %s since %s — %d B up, %d B down, %d transfers refused", s.User, s.Resource, s.Protocol, s.ClientIP,
+				s.Started.Local().Format("15:04:05"), s.BytesUp, s.BytesDown, s.Refused))
 		})
 	p.slist.OnSelected = func(i widget.ListItemID) { p.ssel = i }
 	// Monospace keeps the audit log's columns aligned.
@@ -110,4 +110,23 @@ func (p *activityPage) refresh() {
 			p.elist.Refresh()
 		}
 	}, p.filter)
+}
+
+// withAffected asks the gateway how many live sessions an action would
+// close (query: user=NAME or resource=ID) and passes the sentence to put
+// in its confirmation ("" when none would).
+func (u *UI) withAffected(query string, then func(note string)) {
+	var out struct{ Count int }
+	u.call("GET", "/api/v1/sessions/affected?"+query, nil, &out, func(err error) {
+		switch {
+		case err != nil:
+			then("")
+		case out.Count == 1:
+			then("\n\n1 live session will close.")
+		case out.Count > 1:
+			then(fmt.Sprintf("\n\n%d live sessions will close.", out.Count))
+		default:
+			then("")
+		}
+	})
 }

@@ -196,12 +196,7 @@ func TestLifecycleAdminChangesCloseSessions(t *testing.T) {
 	for _, c := range []context.Context{sshTab, rdpTab} {
 		waitJS(t, c, 5*time.Second, `document.body.dataset.state === 'on'`, "other sessions still up")
 	}
-	for _, id := range []string{"shell", "office"} {
-		var res map[string]any
-		p.do(t, "GET", "/api/v1/resources/"+id, nil, &res)
-		res["groups"] = []string{}
-		p.do(t, "PUT", "/api/v1/resources/"+id, res, nil)
-	}
+	unassign(t, p, "shell", "office")
 	endedWith(t, sshTab, "access-removed", "Access removed")
 	endedWith(t, rdpTab, "access-removed", "Access removed")
 	hostsClosed(t, p, h.ssh.Port, h.rdp.Port)

@@ -19,8 +19,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 	"syscall"
+	"time"
 
 	"github.com/kardianos/service"
 
