@@ -97,21 +97,27 @@ func TestMessagesEveryFailureOfEveryProtocol(t *testing.T) {
 
 	type step struct {
 		name, reason string
-		do           func()
+		do           func(t *testing.T)
 	}
 	expect := func(s step) {
 		t.Run(s.name, func(t *testing.T) {
-			s.do()
+			s.do(t)
 			if got := pageMessage(t, ctx, ports...); got.Reason != s.reason {
 				t.Fatalf("%s shows %q (%s), want the message for %q", s.name, got.Title, got.Reason, s.reason)
 			}
 		})
 	}
-	open := func(id, pw string) func() { return func() { launchPage(t, ctx, p, id, pw) } }
-	connected := func(id, pw string) { launchPage(t, ctx, p, id, pw); waitJS(t, ctx, 60*time.Second, `document.body.dataset.state === 'on'`, id+" connected") }
-	bogusTicket := func(id string) func() {
-		return func() {
-			run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/session/"+id+"#ticket=not-a-ticket"))
+	open := func(id, pw string) func(*testing.T) { return func(t *testing.T) { launchPage(t, ctx, p, id, pw) } }
+	connected := func(t *testing.T, id, pw string) {
+		launchPage(t, ctx, p, id, pw)
+		waitJS(t, ctx, 60*time.Second, `document.body.dataset.state === 'on'`, id+" connected")
+	}
+	bogusTicket := func(id string) func(*testing.T) {
+		return func(t *testing.T) {
+			// From the portal first: from the same session page only the
+			// fragment would change, which reloads nothing.
+			run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID),
+				chromedp.Navigate(p.URL+"/userportal/session/"+id+"#ticket=not-a-ticket"))
 			if strings.HasPrefix(id, "rdp") {
 				run(t, ctx, 20*time.Second, chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
 					chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
@@ -122,20 +128,20 @@ func TestMessagesEveryFailureOfEveryProtocol(t *testing.T) {
 		{"vnc/host-unreachable", "host-unreachable", open("vnc-gone", "")},
 		{"vnc/credentials", "credentials", open("vnc-badpw", "")},
 		{"vnc/ticket", "ticket", bogusTicket("vnc-ok")},
-		{"vnc/admin", "admin", func() { connected("vnc-ok", ""); adminDisconnect(t, p) }},
+		{"vnc/admin", "admin", func(t *testing.T) { connected(t, "vnc-ok", ""); adminDisconnect(t, p) }},
 		{"ssh/host-unreachable", "host-unreachable", open("ssh-gone", "")},
 		{"ssh/credentials", "credentials", open("ssh-badpw", "")},
 		{"ssh/host-identity", "host-identity", open("ssh-badkey", "")},
 		{"ssh/ticket", "ticket", bogusTicket("ssh-ok")},
-		{"ssh/admin", "admin", func() { connected("ssh-ok", ""); adminDisconnect(t, p) }},
-		{"ssh/host-ended", "host-ended", func() {
-			connected("ssh-ok", "")
+		{"ssh/admin", "admin", func(t *testing.T) { connected(t, "ssh-ok", ""); adminDisconnect(t, p) }},
+		{"ssh/host-ended", "host-ended", func(t *testing.T) {
+			connected(t, "ssh-ok", "")
 			run(t, ctx, 10*time.Second, chromedp.Focus(`.xterm-helper-textarea`, chromedp.ByQuery), input.InsertText("exit"), chromedp.KeyEvent("\r"))
 		}},
 		{"rdp/host-unreachable", "host-unreachable", open("rdp-gone", "test")},
 		{"rdp/credentials", "credentials", open("rdp-ok", "wrong")},
 		{"rdp/ticket", "ticket", bogusTicket("rdp-ok")},
-		{"rdp/admin", "admin", func() { connected("rdp-ok", "test"); adminDisconnect(t, p) }},
+		{"rdp/admin", "admin", func(t *testing.T) { connected(t, "rdp-ok", "test"); adminDisconnect(t, p) }},
 	} {
 		expect(s)
 	}
