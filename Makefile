@@ -6,15 +6,23 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 DATA ?= ./data
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: run test build build-gateway build-windows build-gui gui screenshots bench lint assets deps-run deps-test deps-gui clean build-client build-client-linux build-client-windows
+.PHONY: run run-clients test build build-gateway build-windows build-gui gui screenshots bench lint assets deps-run deps-test deps-gui clean build-client build-client-linux build-client-windows
 
 ## run: the gateway in the foreground on https://localhost:8443 with a local data dir
-run: deps-run assets
+run: deps-run assets run-clients
 	go run -ldflags "$(LDFLAGS)" ./service run --data-dir $(DATA) --https-addr :8443 --http-addr :8080 --admin-addr 127.0.0.1:9443
 
 ## test: everything, with the real servers and browser the tests need
 test: deps-test assets lint
 	go test $(GO_TEST_FLAGS) ./...
+
+# run-clients: portico-client for Linux and Windows in the data directory's
+# clients folder, where the portal finds the builds it offers for download
+# (go run's gateway has no bin/ next to it).
+run-clients:
+	@mkdir -p -m 0700 $(DATA) && mkdir -p $(DATA)/clients
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(DATA)/clients/portico-client ./client
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build -trimpath -ldflags "$(LDFLAGS)" -o $(DATA)/clients/portico-client.exe ./client
 
 deps-run:
 	@scripts/deps.sh run
@@ -76,11 +84,14 @@ bench: deps-test assets
 bench-frame: deps-test assets
 	go run ./bench -only frame
 
-## lint: gofmt + go vet
+## lint: gofmt, go vet, staticcheck (pinned in go.mod as a tool), every package documented, go.mod tidy
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	go vet ./...
+	go tool staticcheck ./...
+	go test -count=1 -run '^TestPkgDoc$$' .
+	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; go mod tidy -diff; exit 1; }
 
 clean:
 	rm -rf bin dist

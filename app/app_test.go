@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"portico/service/admin"
 	"portico/service/config"
@@ -309,5 +311,79 @@ func TestGatewayNetworkSettings(t *testing.T) {
 	if strings.Join(g.PublicHosts, ",") != "portal.example.com,192.0.2.10" || strings.Join(g.TrustedProxies, ",") != "10.0.0.0/8" ||
 		g.Detect.DNSListen != dns || g.Detect.Zone != "detect.portal.example.com" {
 		t.Fatalf("gateway record %+v", g)
+	}
+}
+
+// TestTabSwitchDropsFocus: the launch-method Select must not keep the
+// keyboard focus once its tab is left. Fyne forgets the canvas of objects
+// that stay hidden for a minute; a hidden, focused Select that then got
+// Space or an arrow key opened its menu with no canvas and the window
+// died in NewPopUpMenu.
+func TestTabSwitchDropsFocus(t *testing.T) {
+	u, _ := newTestUI(t)
+	cv := u.win.Canvas()
+	u.tabs.SelectIndex(1) // User Portal
+	f := u.portal.site
+	cv.Focus(f.launch)
+	f.launch.SetSelected(launchLabels[config.LaunchNative])
+	if cv.Focused() != f.launch {
+		t.Fatal("the launch method did not take the focus")
+	}
+	u.tabs.SelectIndex(2)
+	if cv.Focused() != nil {
+		t.Fatalf("after leaving the tab %T still has the focus", cv.Focused())
+	}
+	u.tabs.SelectIndex(1)
+	cv.Focus(u.portal.gw.launch)
+	u.portal.subtabs.SelectIndex(0)
+	if cv.Focused() != nil {
+		t.Fatalf("after leaving the gateway sub-tab %T still has the focus", cv.Focused())
+	}
+	u.Wait()
+}
+
+// TestUserDialogErrorsAtTheirField: a refused user shows each error under
+// its own field in the open dialog, naming the item ("nosuchgroup"), not
+// its position in the list.
+func TestUserDialogErrorsAtTheirField(t *testing.T) {
+	u, _ := newTestUI(t)
+	u.users.editUser(nil)
+	d := u.lastDialog
+	var entries []*keyEntry
+	walk(d.content, func(o fyne.CanvasObject) {
+		if e, ok := o.(*keyEntry); ok {
+			entries = append(entries, e)
+		}
+	})
+	if len(entries) < 5 {
+		t.Fatalf("%d entries in the user dialog", len(entries))
+	}
+	entries[0].SetText("dave")
+	entries[3].SetText("staff, nosuchgroup")
+	entries[4].SetText("dave-password-1")
+	test.Tap(d.primary)
+	u.Wait()
+	var under []string
+	walk(d.content, func(o fyne.CanvasObject) {
+		if c, ok := o.(*fyne.Container); ok && len(c.Objects) == 2 && c.Objects[0] == entries[3] {
+			if txt, ok := c.Objects[1].(*canvas.Text); ok && txt.Visible() {
+				under = append(under, txt.Text)
+			}
+		}
+	})
+	if len(under) != 1 || !strings.Contains(under[0], `"nosuchgroup"`) || strings.Contains(under[0], "[1]") {
+		var all []string
+		walk(d.content, func(o fyne.CanvasObject) {
+			if txt, ok := o.(*canvas.Text); ok && txt.Visible() && txt.Text != "" {
+				all = append(all, txt.Text)
+			}
+			if l, ok := o.(*widget.Label); ok && l.Text != "" {
+				all = append(all, l.Text)
+			}
+		})
+		t.Fatalf("groups field error %q, want one naming \"nosuchgroup\" (dialog shows %q)", under, all)
+	}
+	if u.win.Canvas().Overlays().Top() == nil {
+		t.Fatal("the refused dialog closed")
 	}
 }

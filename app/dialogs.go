@@ -68,12 +68,14 @@ type formDialog struct {
 	primary *widget.Button
 	cancel  *widget.Button
 	first   fyne.Focusable
+	// content is what the dialog shows (tests look inside it).
+	content fyne.CanvasObject
 	// prevKey is the window's key handler while the dialog is open.
 	prevKey func(*fyne.KeyEvent)
 }
 
 func (u *UI) newFormDialog(title, primary string, content fyne.CanvasObject, submit func(), extra ...fyne.CanvasObject) *formDialog {
-	f := &formDialog{win: u.win}
+	f := &formDialog{win: u.win, content: content}
 	f.primary = widget.NewButtonWithIcon(primary, theme.ConfirmIcon(), submit)
 	f.primary.Importance = widget.HighImportance
 	f.cancel = widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), f.Hide)

@@ -35,6 +35,8 @@ type statusPage struct {
 	cert     *widget.Label
 	svcOut   *widget.Label
 	svcBtns  []fyne.Disableable
+	// svcByCmd are the service buttons by command (install, start, ...).
+	svcByCmd map[string]*widget.Button
 	apply    *widget.Button
 	content  fyne.CanvasObject
 }
@@ -66,6 +68,10 @@ func newStatusPage(u *UI) *statusPage {
 	svc := func(cmd string) *widget.Button {
 		b := widget.NewButton(strings.ToUpper(cmd[:1])+cmd[1:], func() { p.service(cmd) })
 		p.svcBtns = append(p.svcBtns, b)
+		if p.svcByCmd == nil {
+			p.svcByCmd = map[string]*widget.Button{}
+		}
+		p.svcByCmd[cmd] = b
 		return b
 	}
 	p.apply = widget.NewButton("Apply", p.applyMode)
@@ -75,7 +81,7 @@ func newStatusPage(u *UI) *statusPage {
 		widget.NewCard("Service", "The operating system's service manager runs the gateway.", container.NewVBox(
 			container.NewHBox(svc("install"), svc("start"), svc("stop"), svc("uninstall")), p.svcOut)),
 		widget.NewCard("Mode and network", "", container.NewVBox(
-			wrapped("Normal serves the User Portal; Forwarding passes client connections to an upstream gateway. Listen addresses apply at the next start of the service, and command-line flags win over them."),
+			wrapped("Normal serves the User Portal; Forwarding passes client connections to an upstream gateway. Listen addresses apply live: the gateway binds the new address first and then leaves the old one (a bad address leaves it where it was, see the log); an address given on the command line wins and is not moved."),
 			container.NewBorder(nil, nil, widget.NewLabel("Mode"), nil, p.mode),
 			container.NewBorder(nil, nil, widget.NewLabel("Upstream"), nil, p.upstream),
 			container.NewBorder(nil, nil, widget.NewLabel("HTTPS listen"), nil, p.https),
@@ -110,8 +116,13 @@ func (p *statusPage) refresh() {
 		if !st.PortalAvailable {
 			portal = "not available: " + st.PortalReason
 		}
-		p.status.SetText(fmt.Sprintf("Running, version %s, up %s\nMode: %s — User Portal %s\nListening: %s\nLive sessions: %d\nData: %s",
-			st.Version, (time.Duration(st.UptimeSeconds) * time.Second).String(), st.Mode, portal, strings.Join(ls, ", "), st.Sessions, st.DataDir))
+		how := "as a service"
+		if !st.Service {
+			how = "in the foreground (portico-gateway run), not as a service"
+		}
+		p.status.SetText(fmt.Sprintf("Running %s, version %s, up %s\nMode: %s — User Portal %s\nListening: %s\nLive sessions: %d\nData: %s",
+			how, st.Version, (time.Duration(st.UptimeSeconds) * time.Second).String(), st.Mode, portal, strings.Join(ls, ", "), st.Sessions, st.DataDir))
+		p.showService(st.Service)
 	})
 	p.u.call("GET", "/api/v1/settings/gateway", nil, &gw, func(err error) {
 		p.u.loaded("gateway", "the gateway settings", err)
@@ -134,6 +145,24 @@ func (p *statusPage) refresh() {
 			p.cert.SetText(certText(ci))
 		}
 	})
+}
+
+// showService sets the service buttons for how the gateway runs: a
+// foreground gateway is not installed as a service, so Start, Stop and
+// Uninstall would act on nothing; Install stays.
+func (p *statusPage) showService(service bool) {
+	for _, cmd := range []string{"start", "stop", "uninstall"} {
+		if service {
+			p.svcByCmd[cmd].Enable()
+		} else {
+			p.svcByCmd[cmd].Disable()
+		}
+	}
+	if !service {
+		p.svcOut.SetText("Not installed as a service: this gateway runs in the foreground (portico-gateway run, make run) and stops with its terminal. Install sets it up as a service of the operating system.")
+	} else if strings.HasPrefix(p.svcOut.Text, "Not installed as a service") {
+		p.svcOut.SetText("")
+	}
 }
 
 func certText(ci tlscert.Info) string {

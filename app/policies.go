@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"portico/service/config"
+	"portico/service/policy"
 )
 
 // notSet is the choice that leaves a direction set to the other levels.
@@ -36,11 +37,14 @@ type policiesPage struct {
 
 	add, edit, remove, up, down, apply, revert *widget.Button
 
-	exUser, exRes, exIP *keyEntry
-	exOS                *widget.Select
-	exOut               *widget.Label
-	exBtn               *widget.Button
-	content             fyne.CanvasObject
+	exUser, exIP *keyEntry
+	// exRes picks the resource by name; exResIDs maps its choices to IDs.
+	exRes    *widget.Select
+	exResIDs map[string]string
+	exOS     *widget.Select
+	exOut    *widget.Label
+	exBtn    *widget.Button
+	content  fyne.CanvasObject
 
 	// lastRule is the open rule dialog (tests fill it like a person).
 	lastRule *ruleForm
@@ -76,19 +80,21 @@ func newPoliciesPage(u *UI) *policiesPage {
 	p.apply.Importance = widget.HighImportance
 	p.revert = widget.NewButton("Revert", func() { p.show(p.saved, "Changes dropped; the applied rules are shown.") })
 
-	p.exUser, p.exRes, p.exIP = newKeyEntry(), newKeyEntry(), newKeyEntry()
+	p.exUser, p.exIP = newKeyEntry(), newKeyEntry()
 	p.exUser.SetPlaceHolder("user")
-	p.exRes.SetPlaceHolder("resource ID")
+	p.exRes = widget.NewSelect(nil, nil)
+	p.exRes.PlaceHolder = "(choose a resource)"
 	p.exIP.SetPlaceHolder("client IP (optional)")
 	p.exOS = widget.NewSelect(config.ClientOSes, nil)
 	p.exOS.SetSelected("windows")
 	p.exOut = wrapped("")
 	p.exBtn = widget.NewButton("Explain", p.explain)
-	for _, e := range []*keyEntry{p.exUser, p.exRes, p.exIP} {
+	for _, e := range []*keyEntry{p.exUser, p.exIP} {
 		e.OnSubmitted = func(string) { p.explain() }
 	}
 	explainBox := widget.NewCard("Explain a decision", "What may the clipboard and file transfer do for this user, resource and client under the applied rules — and why?",
-		container.NewVBox(container.NewGridWithColumns(4, p.exUser, p.exRes, p.exOS, p.exIP), container.NewHBox(p.exBtn), p.exOut))
+		container.NewVBox(container.NewGridWithColumns(4, p.exUser, p.exRes, p.exOS, p.exIP), container.NewHBox(p.exBtn), p.exOut,
+			widget.NewAccordion(widget.NewAccordionItem("How each protocol enforces these settings", wrapped(enforcementText())))))
 	bar := container.NewHBox(p.add, p.edit, p.remove, p.up, p.down, widget.NewSeparator(), p.apply, p.revert)
 	p.content = container.NewBorder(container.NewVBox(p.msg, bar), explainBox, nil, nil, p.list)
 	p.updateButtons()
@@ -101,7 +107,7 @@ func ruleSummary(r config.ClientPolicy) string {
 	for _, m := range []struct {
 		what string
 		list []string
-	}{{"users", r.Users}, {"groups", r.Groups}, {"client OS", r.ClientOS}, {"networks", r.Networks}, {"gateways", r.Gateways}} {
+	}{{"users", r.Users}, {"groups", r.Groups}, {"client OS", r.ClientOS}, {"networks", r.Networks}} {
 		if len(m.list) > 0 {
 			match = append(match, m.what+" "+strings.Join(m.list, ", "))
 		}
@@ -130,7 +136,7 @@ func joinErrors(m map[string]string) string {
 	slices.Sort(keys)
 	out := make([]string, len(keys))
 	for i, k := range keys {
-		out[i] = k + ": " + m[k]
+		out[i] = fieldLabel(k) + ": " + m[k]
 	}
 	return strings.Join(out, "; ")
 }
@@ -174,7 +180,55 @@ func (p *policiesPage) changed() {
 	p.updateButtons()
 }
 
+// enforcementText is the enforcement table (service/policy.Rules, the one
+// the README shows), a line per protocol, route and feature.
+func enforcementText() string {
+	var b strings.Builder
+	for _, r := range policy.Rules() {
+		dirs := string(r.ClientToServer)
+		if r.ClientToServer != r.ServerToClient {
+			dirs = fmt.Sprintf("client → host %s, host → client %s", r.ClientToServer, r.ServerToClient)
+		}
+		fmt.Fprintf(&b, "%s, %s, %s: %s (%s)\n", strings.ToUpper(string(r.Protocol)), r.Route, r.Feature, dirs, r.How)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// loadResources offers the resources by name in Explain.
+func (p *policiesPage) loadResources() {
+	var rs []config.Resource
+	p.u.call("GET", "/api/v1/resources", nil, &rs, func(err error) {
+		if err != nil {
+			return // the Resources tab reports it
+		}
+		names := map[string]int{}
+		for _, r := range rs {
+			names[r.Name]++
+		}
+		ids := map[string]string{}
+		var opts []string
+		for _, r := range rs {
+			label := r.Name
+			if names[r.Name] > 1 || label == "" {
+				label = fmt.Sprintf("%s (%s)", r.Name, r.ID)
+			}
+			ids[label] = r.ID
+			opts = append(opts, label)
+		}
+		slices.Sort(opts)
+		sel := p.exRes.Selected
+		p.exResIDs = ids
+		p.exRes.SetOptions(opts)
+		if _, ok := ids[sel]; ok {
+			p.exRes.SetSelected(sel)
+		} else {
+			p.exRes.ClearSelected()
+		}
+	})
+}
+
 func (p *policiesPage) refresh() {
+	p.loadResources()
 	var ps []config.ClientPolicy
 	p.u.call("GET", "/api/v1/policies", nil, &ps, func(err error) {
 		p.u.loaded("policies", "the client policies", err)
@@ -272,23 +326,24 @@ func (p *policiesPage) explain() {
 		Clipboard    string   `json:"clipboard"`
 		FileTransfer string   `json:"fileTransfer"`
 		Explanation  []string `json:"explanation"`
+		Enforcement  []string `json:"enforcement"`
 	}
-	body := map[string]string{"user": strings.TrimSpace(p.exUser.Text), "resource": strings.TrimSpace(p.exRes.Text), "clientOS": p.exOS.Selected, "clientIP": strings.TrimSpace(p.exIP.Text)}
+	body := map[string]string{"user": strings.TrimSpace(p.exUser.Text), "resource": p.exResIDs[p.exRes.Selected], "clientOS": p.exOS.Selected, "clientIP": strings.TrimSpace(p.exIP.Text)}
 	p.u.call("POST", "/api/v1/policies/explain", body, &d, func(err error) {
 		if err != nil {
 			p.exOut.SetText("Cannot explain: " + err.Error())
 			return
 		}
-		p.exOut.SetText(strings.Join(d.Explanation, "\n"))
+		p.exOut.SetText(strings.Join(append(d.Explanation, d.Enforcement...), "\n"))
 	}, p.exBtn)
 }
 
 // ruleForm is the rule dialog's fields.
 type ruleForm struct {
-	name, id, users, groups, networks, gateways *keyEntry
-	enabled                                     *widget.Check
-	os                                          *widget.CheckGroup
-	clip, files                                 *widget.Select
+	name, id, users, groups, networks *keyEntry
+	enabled                           *widget.Check
+	os                                *widget.CheckGroup
+	clip, files                       *widget.Select
 	// errs shows an error under each field, keyed by the API's field name.
 	errs  map[string]*canvas.Text
 	other *widget.Label
@@ -322,7 +377,7 @@ func (p *policiesPage) editRule(i int) {
 		}
 		cur = p.draft[i]
 	}
-	f := &ruleForm{name: newKeyEntry(), id: newKeyEntry(), users: newKeyEntry(), groups: newKeyEntry(), networks: newKeyEntry(), gateways: newKeyEntry(),
+	f := &ruleForm{name: newKeyEntry(), id: newKeyEntry(), users: newKeyEntry(), groups: newKeyEntry(), networks: newKeyEntry(),
 		enabled: widget.NewCheck("Enabled (disabled rules are skipped)", nil), os: widget.NewCheckGroup(config.ClientOSes, nil),
 		clip: widget.NewSelect(transferChoices(), nil), files: widget.NewSelect(transferChoices(), nil),
 		errs: map[string]*canvas.Text{}, other: wrapped("")}
@@ -342,8 +397,6 @@ func (p *policiesPage) editRule(i int) {
 	f.os.SetSelected(cur.ClientOS)
 	f.networks.SetText(strings.Join(cur.Networks, ", "))
 	f.networks.SetPlaceHolder("any network (or: 10.0.0.0/8, 192.0.2.7)")
-	f.gateways.SetText(strings.Join(cur.Gateways, ", "))
-	f.gateways.SetPlaceHolder("any gateway (or gateway IDs)")
 	f.clip.SetSelected(transferChoice(cur.Clipboard))
 	f.files.SetSelected(transferChoice(cur.FileTransfer))
 	item := func(label, field string, w fyne.CanvasObject) *widget.FormItem {
@@ -354,7 +407,7 @@ func (p *policiesPage) editRule(i int) {
 	form := widget.NewForm(
 		item("Name", "name", f.name), item("ID", "id", f.id), widget.NewFormItem("", f.enabled),
 		item("Users", "users", f.users), item("Groups", "groups", f.groups),
-		item("Client OS", "clientOS", f.os), item("Client networks", "networks", f.networks), item("Gateways", "gateways", f.gateways),
+		item("Client OS", "clientOS", f.os), item("Client networks", "networks", f.networks),
 		item("Clipboard", "clipboard", f.clip), item("File transfer", "fileTransfer", f.files),
 	)
 	hint := wrapped("The rule matches a session when every non-empty list matches (empty = any). It limits the directions it sets; \"" + notSet + "\" leaves them to the resource and the User Portal.")
@@ -381,7 +434,7 @@ func (f *ruleForm) read(base config.ClientPolicy) config.ClientPolicy {
 	if r.ClientOS == nil {
 		r.ClientOS = []string{}
 	}
-	r.Networks, r.Gateways = splitList(f.networks.Text), splitList(f.gateways.Text)
+	r.Networks = splitList(f.networks.Text)
 	r.Clipboard, r.FileTransfer = transferOfChoice(f.clip.Selected), transferOfChoice(f.files.Selected)
 	return r
 }

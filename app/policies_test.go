@@ -104,7 +104,9 @@ func TestPolicyRulesEditor(t *testing.T) {
 		t.Fatalf("stored policies %+v (%s)", got, p.msg.Text)
 	}
 	typeInto(p.exUser, "bob")
-	typeInto(p.exRes, "pc")
+	p.refresh()
+	u.Wait()
+	p.exRes.SetSelected("PC")
 	test.Tap(p.exBtn)
 	u.Wait()
 	if want := "policy 'Contractors' allows client-to-server"; !strings.Contains(p.exOut.Text, want) {

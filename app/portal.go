@@ -54,7 +54,9 @@ func keyOf[K comparable](m map[K]string, label string) K {
 var launchOrder = []config.LaunchMethod{config.LaunchBrowser, config.LaunchNative, config.LaunchNativeWithFallback}
 var detectOrder = []config.DetectionMode{config.DetectAutomatic, config.DetectOnPrompt}
 
-// portalForm edits one User Portal settings set, laid out like SPEC.md.
+// portalForm edits one User Portal settings set, in the order of the
+// README's User Portal settings: Client, Network Load Balancer access, Web,
+// Restrictions.
 type portalForm struct {
 	u       *UI
 	enabled *widget.Check
@@ -258,8 +260,8 @@ func lines(text string) []string {
 	return out
 }
 
-// updateDependent enables the options that depend on others, as SPEC.md
-// says: "select a launch method" only with native-with-fallback, detection
+// updateDependent enables the options that depend on others: "select a
+// launch method" only with native-with-fallback, detection
 // only in the native modes, the alternate fields only when turned on.
 func (f *portalForm) updateDependent() {
 	ro := f.readOnly
@@ -421,6 +423,7 @@ func newPortalPage(u *UI) *portalPage {
 		container.NewTabItem("Site defaults", container.NewBorder(nil, siteButtons, nil, nil, container.NewVScroll(p.site.content))),
 		container.NewTabItem("This gateway", container.NewBorder(p.inherit, gwButtons, nil, nil, container.NewVScroll(p.gw.content))),
 	)
+	p.subtabs.OnSelected = func(*container.TabItem) { u.win.Canvas().Unfocus() } // see UI's tabs
 	p.content = container.NewBorder(nil, p.message, nil, nil, p.subtabs)
 	return p
 }

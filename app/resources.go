@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -10,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -31,8 +33,10 @@ type resourcesPage struct {
 	list    *widget.List
 	sel     int
 	testBtn *widget.Button
-	testOut *widget.Label
-	content fyne.CanvasObject
+	// edit and remove act on the selected row (disabled without one).
+	editBtn, removeBtn *widget.Button
+	testOut            *widget.Label
+	content            fyne.CanvasObject
 }
 
 func newResourcesPage(u *UI) *resourcesPage {
@@ -47,8 +51,6 @@ func newResourcesPage(u *UI) *resourcesPage {
 			}
 			o.(*widget.Label).SetText(text)
 		})
-	p.list.OnSelected = func(i widget.ListItemID) { p.sel = i; p.testBtn.Enable() }
-	p.list.OnUnselected = func(widget.ListItemID) { p.sel = -1; p.testBtn.Disable() }
 	add := widget.NewButtonWithIcon("Add…", theme.ContentAddIcon(), func() { p.edit(nil) })
 	add.Importance = widget.HighImportance
 	edit := widget.NewButtonWithIcon("Edit…", theme.DocumentCreateIcon(), func() {
@@ -75,7 +77,8 @@ func newResourcesPage(u *UI) *resourcesPage {
 		})
 	})
 	p.testBtn = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), p.testSelected)
-	p.testBtn.Disable()
+	selectionActions(p.list, &p.sel, edit, remove, p.testBtn)
+	p.editBtn, p.removeBtn = edit, remove
 	p.testOut = wrapped("Select a resource and Test connection: the gateway dials its host and checks that an RDP, VNC or SSH server answers.")
 	refresh := widget.NewButtonWithIcon("Refresh", theme.ViewRefreshIcon(), p.refresh)
 	p.content = container.NewBorder(container.NewVBox(container.NewHBox(add, edit, remove, p.testBtn, refresh), p.testOut), nil, nil, nil, p.list)
@@ -146,6 +149,10 @@ type resourceForm struct {
 	testBtn  *widget.Button
 	testOut  *widget.Label
 	dlg      *formDialog
+	// showProtocol shows the rows of one protocol (the Protocol choice
+	// calls it).
+	showProtocol func(proto string)
+	grid         *fyne.Container
 }
 
 func (p *resourcesPage) edit(r *resourceRow) {
@@ -187,31 +194,79 @@ func (p *resourcesPage) edit(r *resourceRow) {
 	f.cred.SetSelected(string(cur.Credentials.Mode))
 	f.clip.SetSelected(transferLabels[cur.Clipboard])
 	f.files.SetSelected(transferLabels[cur.FileTransfer])
-	item := func(label, field string, w fyne.CanvasObject) *widget.FormItem {
+	// The rows are a form layout of their own (not widget.Form) so that
+	// the rows of other protocols can be hidden in place: rebuilding a
+	// form re-parents its widgets, and a Select tapped after that has no
+	// canvas to open its menu on.
+	var cells []fyne.CanvasObject
+	type only struct {
+		label, cell fyne.CanvasObject
+		protos      []config.Protocol
+	}
+	var specific []only
+	item := func(label, field string, w fyne.CanvasObject, protos ...config.Protocol) {
 		e := errorText()
 		f.fieldErrs[field] = e
-		return widget.NewFormItem(label, container.NewVBox(w, e))
+		l := widget.NewLabelWithStyle(label, fyne.TextAlignTrailing, fyne.TextStyle{Bold: true})
+		cell := container.NewVBox(w, e)
+		cells = append(cells, l, cell)
+		if len(protos) > 0 {
+			specific = append(specific, only{l, cell, protos})
+		}
 	}
-	items := []*widget.FormItem{
-		item("Name", "name", f.name), item("Description", "description", f.desc),
-		item("Protocol", "protocol", f.proto), item("Kind", "kind", f.kind), item("Icon", "icon", f.icon),
-		item("Host", "host", f.host), item("Port", "port", f.port),
-		item("Credentials", "credentials.mode", f.cred), item("User name", "credentials.username", f.user), item("Password", "credentials.password", f.pass),
-		item("SSH private key", "credentials.privateKey", f.key), item("RemoteApp program", "remoteApp", f.app),
-		item("Clipboard", "clipboard", f.clip), item("File transfer", "fileTransfer", f.files),
-		item("Users", "users", f.users), item("Groups", "groups", f.groups),
-	}
+	item("Name", "name", f.name)
+	item("Description", "description", f.desc)
+	item("Protocol", "protocol", f.proto)
+	item("Kind", "kind", f.kind)
+	item("Icon", "icon", f.icon)
+	item("Host", "host", f.host)
+	item("Port", "port", f.port)
+	item("Credentials", "credentials.mode", f.cred)
+	item("User name", "credentials.username", f.user, config.ProtocolRDP, config.ProtocolSSH)
+	item("Password", "credentials.password", f.pass)
+	item("SSH private key", "credentials.privateKey", f.key, config.ProtocolSSH)
+	item("RemoteApp program (.rdp files)", "remoteApp", f.app, config.ProtocolRDP)
+	item("Clipboard", "clipboard", f.clip)
+	item("File transfer", "fileTransfer", f.files, config.ProtocolRDP, config.ProtocolSSH)
+	item("Users", "users", f.users)
+	item("Groups", "groups", f.groups)
 	if cur.HostKey != "" {
 		f.clearKey.Text = "Forget the pinned " + pinName(cur.Protocol) + " (trust what the host presents on next use)"
-		items = append(items, widget.NewFormItem("Pinned "+pinName(cur.Protocol)+" "+cur.HostKey, f.clearKey))
+		cells = append(cells, widget.NewLabel("Pinned "+pinName(cur.Protocol)+" "+cur.HostKey), f.clearKey)
 	}
+	grid := container.New(layout.NewFormLayout(), cells...)
+	// Only the fields the chosen protocol uses are shown; only RDP can ask
+	// the user or take the portal sign-in.
+	showProtocol := func(proto string) {
+		p := config.Protocol(proto)
+		for _, o := range specific {
+			if slices.Contains(o.protos, p) {
+				o.label.Show()
+				o.cell.Show()
+			} else {
+				o.label.Hide()
+				o.cell.Hide()
+			}
+		}
+		modes := []string{"stored", "ask", "portal"}
+		if p != config.ProtocolRDP {
+			modes = []string{"stored"}
+		}
+		f.cred.SetOptions(modes)
+		if !slices.Contains(modes, f.cred.Selected) {
+			f.cred.SetSelected("stored")
+		}
+		grid.Refresh()
+	}
+	showProtocol(f.proto.Selected)
+	f.proto.OnChanged = showProtocol
+	f.showProtocol, f.grid = showProtocol, grid
 	title := "Add resource"
 	if r != nil {
 		title = "Edit " + r.Name
 	}
 	f.testBtn = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), func() { p.testForm(f, cur) })
-	form := widget.NewForm(items...)
-	f.dlg = p.u.newFormDialog(title, "Save", container.NewBorder(nil, container.NewVBox(f.testOut, f.errs), nil, nil, container.NewVScroll(form)),
+	f.dlg = p.u.newFormDialog(title, "Save", container.NewBorder(nil, container.NewVBox(f.testOut, f.errs), nil, nil, container.NewVScroll(grid)),
 		func() { p.save(r, f, cur) }, f.testBtn)
 	f.dlg.Resize(fyne.NewSize(640, 720))
 	f.dlg.Show()
@@ -247,15 +302,20 @@ func (f *resourceForm) body(cur config.Resource) (map[string]any, map[string]str
 		}
 		body["port"] = n
 	}
-	cred := map[string]any{"mode": f.cred.Selected, "username": strings.TrimSpace(f.user.Text)}
+	// Hidden rows (another protocol's fields) send nothing.
+	proto := config.Protocol(f.proto.Selected)
+	cred := map[string]any{"mode": f.cred.Selected}
+	if proto != config.ProtocolVNC {
+		cred["username"] = strings.TrimSpace(f.user.Text)
+	}
 	if f.pass.Text != "" {
 		cred["password"] = f.pass.Text
 	}
-	if strings.TrimSpace(f.key.Text) != "" {
+	if strings.TrimSpace(f.key.Text) != "" && proto == config.ProtocolSSH {
 		cred["privateKey"] = f.key.Text
 	}
 	body["credentials"] = cred
-	if a := strings.TrimSpace(f.app.Text); a != "" {
+	if a := strings.TrimSpace(f.app.Text); a != "" && proto == config.ProtocolRDP {
 		body["remoteApp"] = map[string]string{"program": a}
 	}
 	return body, nil
@@ -333,7 +393,7 @@ func placeFieldErrors(under map[string]*canvas.Text, fields map[string]string) [
 		field, _, _ := strings.Cut(path, "[")
 		t, ok := under[field]
 		if !ok {
-			rest = append(rest, path+": "+m)
+			rest = append(rest, fieldLabel(path)+": "+m)
 			continue
 		}
 		if t.Text != "" {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
@@ -40,8 +41,16 @@ func TestResourceConnectionTestButtons(t *testing.T) {
 	p := u.resources
 	p.refresh()
 	u.Wait()
-	if !p.testBtn.Disabled() {
-		t.Fatal("Test connection must wait for a selection")
+	if !p.testBtn.Disabled() || !p.editBtn.Disabled() || !p.removeBtn.Disabled() {
+		t.Fatal("Test connection, Edit and Remove must wait for a selection")
+	}
+	p.list.Select(0)
+	if p.editBtn.Disabled() || p.removeBtn.Disabled() {
+		t.Fatal("Edit and Remove stay disabled with a row selected")
+	}
+	p.list.UnselectAll()
+	if !p.editBtn.Disabled() {
+		t.Fatal("Edit enabled again after the selection was cleared")
 	}
 	for i, want := range map[int]string{0: "Desk (" + host + ":" + port + ") — reachable: RFB 003.008", 1: "refused: nothing listens on that port"} {
 		p.list.Select(i)
@@ -115,5 +124,49 @@ func TestSlowCallLocksButtonsAndShowsBusy(t *testing.T) {
 	}
 	if !strings.Contains(p.exOut.Text, "Cannot explain") {
 		t.Fatalf("the refusal (no user given) must be on screen: %q", p.exOut.Text)
+	}
+}
+
+// TestResourceDialogShowsTheProtocolsFields: the dialog offers only what
+// the chosen protocol uses (no SSH key or RemoteApp for VNC; ask/portal
+// sign-in for RDP only), follows a change of protocol in place, and the
+// Protocol choice still opens its menu after the rows changed (the old
+// form rebuild left a Select with no canvas).
+func TestResourceDialogShowsTheProtocolsFields(t *testing.T) {
+	u, _ := newTestUI(t)
+	p := u.resources
+	p.edit(nil)
+	f := u.lastResourceForm
+	shown := func(w fyne.CanvasObject) bool {
+		// A row is hidden by hiding the box around the widget and its error.
+		var box *fyne.Container
+		walk(f.grid, func(o fyne.CanvasObject) {
+			if c, ok := o.(*fyne.Container); ok && len(c.Objects) == 2 && c.Objects[0] == w {
+				box = c
+			}
+		})
+		if box == nil {
+			t.Fatalf("no row holds %T", w)
+		}
+		return box.Visible()
+	}
+	check := func(proto string, key, app, user, files bool, modes int) {
+		t.Helper()
+		f.proto.SetSelected(proto)
+		if shown(f.key) != key || shown(f.app) != app || shown(f.user) != user || shown(f.files) != files || len(f.cred.Options) != modes {
+			t.Fatalf("%s: key %v app %v user %v files %v modes %v", proto, shown(f.key), shown(f.app), shown(f.user), shown(f.files), f.cred.Options)
+		}
+	}
+	check("rdp", false, true, true, true, 3)
+	f.cred.SetSelected("ask")
+	check("vnc", false, false, false, false, 1)
+	if f.cred.Selected != "stored" {
+		t.Fatalf("VNC kept credential mode %q", f.cred.Selected)
+	}
+	check("ssh", true, false, true, true, 1)
+	// The Protocol choice opens its menu on the dialog's canvas.
+	test.Tap(f.proto)
+	if u.win.Canvas().Overlays().Top() == nil {
+		t.Fatal("no menu after tapping Protocol")
 	}
 }

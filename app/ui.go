@@ -88,7 +88,15 @@ func NewUI(a fyne.App, w fyne.Window, dataDir, gwBin string) *UI {
 		container.NewTabItemWithIcon("Client policies", theme.ListIcon(), u.policies.content),
 		container.NewTabItemWithIcon("Sessions & audit", theme.HistoryIcon(), u.activity.content),
 	)
-	u.tabs.OnSelected = func(*container.TabItem) { u.refreshCurrent() }
+	u.tabs.OnSelected = func(*container.TabItem) {
+		// A widget on the tab just left must not keep the keyboard focus:
+		// Fyne forgets the canvas of objects hidden for a while, and a
+		// Select that then gets Space or an arrow key opens its menu with
+		// no canvas (the nil-pointer panic in NewPopUpMenu seen after the
+		// launch method was changed and the admin moved on).
+		u.win.Canvas().Unfocus()
+		u.refreshCurrent()
+	}
 	w.SetContent(container.NewBorder(container.NewVBox(u.busy, u.banner), nil, nil, nil, u.tabs))
 	// Escape closes the topmost of Fyne's own dialogs (confirmations,
 	// messages), which ignore it; formDialog handles its own keys.
@@ -132,6 +140,8 @@ func (u *UI) refreshCurrent() {
 		u.resources.refresh()
 	case 3:
 		u.users.refresh()
+	case 4:
+		u.policies.loadResources() // not the rules: that would drop a draft
 	case 5:
 		u.activity.refresh()
 	}
@@ -261,9 +271,28 @@ func apiErrorText(err error) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		msg += "\n" + k + ": " + fields[k]
+		msg += "\n" + fieldLabel(k) + ": " + fields[k]
 	}
 	return msg
+}
+
+// fieldLabel is an API field path as an admin reads it: list positions
+// are left out ("groups[1]" is "groups"), since the message names the
+// item itself (see fieldErrors).
+func fieldLabel(path string) string {
+	var b strings.Builder
+	skip := false
+	for _, r := range path {
+		switch {
+		case r == '[':
+			skip = true
+		case r == ']':
+			skip = false
+		case !skip:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // fieldErrors extracts the field-level errors of an admin API refusal.
@@ -274,7 +303,32 @@ func fieldErrors(err error) (map[string]string, string) {
 	}
 	m := map[string]string{}
 	for _, f := range ae.Fields {
+		// An item of a list is named by its value, not its position: the
+		// admin typed "contractrs", not "groups[1]".
+		if strings.Contains(f.Field, "[") && f.Value != "" {
+			m[f.Field] = fmt.Sprintf("%q: %s", f.Value, f.Message)
+			continue
+		}
 		m[f.Field] = f.Message
 	}
 	return m, ae.Message
+}
+
+// selectionActions keeps the buttons that act on a list's selected row
+// enabled only while a row is selected, and *sel on that row (-1 for
+// none): an Edit or Remove with nothing selected would do nothing.
+func selectionActions(l *widget.List, sel *int, btns ...*widget.Button) {
+	set := func(i int) {
+		*sel = i
+		for _, b := range btns {
+			if i >= 0 {
+				b.Enable()
+			} else {
+				b.Disable()
+			}
+		}
+	}
+	l.OnSelected = func(i widget.ListItemID) { set(i) }
+	l.OnUnselected = func(widget.ListItemID) { set(-1) }
+	set(-1)
 }

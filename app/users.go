@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
@@ -27,14 +28,16 @@ type groupRow struct {
 
 // usersPage manages local accounts and groups.
 type usersPage struct {
-	u       *UI
-	users   []userRow
-	groups  []groupRow
-	ulist   *widget.List
-	glist   *widget.List
-	usel    int
-	gsel    int
-	content fyne.CanvasObject
+	u      *UI
+	users  []userRow
+	groups []groupRow
+	ulist  *widget.List
+	glist  *widget.List
+	usel   int
+	gsel   int
+	// editBtn, removeUser and removeGroup act on the selected row.
+	editBtn, removeUser, removeGroup *widget.Button
+	content                          fyne.CanvasObject
 }
 
 func newUsersPage(u *UI) *usersPage {
@@ -52,26 +55,22 @@ func newUsersPage(u *UI) *usersPage {
 			}
 			o.(*widget.Label).SetText(fmt.Sprintf("%s (%s)%s%s", x.Username, x.DisplayName, groups, state))
 		})
-	p.ulist.OnSelected = func(i widget.ListItemID) { p.usel = i }
 	p.glist = widget.NewList(func() int { return len(p.groups) }, func() fyne.CanvasObject { return widget.NewLabel("group") },
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			o.(*widget.Label).SetText(p.groups[i].Name + "  " + p.groups[i].Description)
 		})
-	p.glist.OnSelected = func(i widget.ListItemID) { p.gsel = i }
-	ubar := container.NewHBox(
-		widget.NewButton("Add user…", func() { p.editUser(nil) }),
-		widget.NewButton("Edit…", func() {
-			if p.usel >= 0 && p.usel < len(p.users) {
-				p.editUser(&p.users[p.usel])
-			}
-		}),
-		widget.NewButton("Reset password", p.resetPassword),
-		widget.NewButton("Remove", func() { p.remove("users", p.usel, func(i int) string { return p.users[i].Username }, len(p.users)) }),
-	)
-	gbar := container.NewHBox(
-		widget.NewButton("Add group…", p.addGroup),
-		widget.NewButton("Remove", func() { p.remove("groups", p.gsel, func(i int) string { return p.groups[i].Name }, len(p.groups)) }),
-	)
+	p.editBtn = widget.NewButton("Edit…", func() {
+		if p.usel >= 0 && p.usel < len(p.users) {
+			p.editUser(&p.users[p.usel])
+		}
+	})
+	resetBtn := widget.NewButton("Reset password", p.resetPassword)
+	p.removeUser = widget.NewButton("Remove", func() { p.remove("users", p.usel, func(i int) string { return p.users[i].Username }, len(p.users)) })
+	p.removeGroup = widget.NewButton("Remove", func() { p.remove("groups", p.gsel, func(i int) string { return p.groups[i].Name }, len(p.groups)) })
+	selectionActions(p.ulist, &p.usel, p.editBtn, resetBtn, p.removeUser)
+	selectionActions(p.glist, &p.gsel, p.removeGroup)
+	ubar := container.NewHBox(widget.NewButton("Add user…", func() { p.editUser(nil) }), p.editBtn, resetBtn, p.removeUser)
+	gbar := container.NewHBox(widget.NewButton("Add group…", p.addGroup), p.removeGroup)
 	p.content = container.NewHSplit(
 		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Users", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), ubar), nil, nil, nil, p.ulist),
 		container.NewBorder(container.NewVBox(widget.NewLabelWithStyle("Groups", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), gbar), nil, nil, nil, p.glist),
@@ -86,6 +85,7 @@ func (p *usersPage) refresh() {
 		p.u.loaded("users", "the users", err)
 		if err == nil {
 			p.users = us
+			p.ulist.UnselectAll()
 			p.ulist.Refresh()
 		}
 	})
@@ -93,6 +93,7 @@ func (p *usersPage) refresh() {
 		p.u.loaded("groups", "the groups", err)
 		if err == nil {
 			p.groups = gs
+			p.glist.UnselectAll()
 			p.glist.Refresh()
 		}
 	})
@@ -101,10 +102,18 @@ func (p *usersPage) refresh() {
 func (p *usersPage) editUser(x *userRow) {
 	name, domain, display, groups, pass := newKeyEntry(), newKeyEntry(), newKeyEntry(), newKeyEntry(), newKeyPassword()
 	disabled := widget.NewCheck("Account disabled", nil)
-	items := []*widget.FormItem{widget.NewFormItem("User name", name), widget.NewFormItem("Domain", domain), widget.NewFormItem("Display name", display),
-		widget.NewFormItem("Groups (comma-separated)", groups)}
+	// Each field has its error line under it, keyed by the API's field
+	// name, so a refusal is shown where it is fixed, all errors at once.
+	under := map[string]*canvas.Text{}
+	item := func(label, field string, w fyne.CanvasObject) *widget.FormItem {
+		e := errorText()
+		under[field] = e
+		return widget.NewFormItem(label, container.NewVBox(w, e))
+	}
+	items := []*widget.FormItem{item("User name", "username", name), item("Domain", "domain", domain), item("Display name", "displayName", display),
+		item("Groups (comma-separated)", "groups", groups)}
 	if x == nil {
-		items = append(items, widget.NewFormItem("Password", pass))
+		items = append(items, item("Password", "password", pass))
 	} else {
 		name.SetText(x.Username)
 		name.Disable()
@@ -126,7 +135,9 @@ func (p *usersPage) editUser(x *userRow) {
 		}
 		p.u.call(method, path, body, nil, func(err error) {
 			if err != nil {
-				errs.SetText("Not saved: " + apiErrorText(err))
+				fields, msg := fieldErrors(err)
+				rest := placeFieldErrors(under, fields)
+				errs.SetText(strings.TrimSpace("Not saved: " + msg + "\n" + strings.Join(rest, "\n")))
 				return
 			}
 			d.Hide()

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"portico/internal/testcert"
 	"portico/service/config"
-	"portico/service/tlscert"
 )
 
 // haproxy runs HAProxy in front of the given gateways, with cookie-based
@@ -25,17 +25,8 @@ func haproxy(t *testing.T, cookie string, backends ...*portico) (string, func(co
 	t.Helper()
 	exe := need(t, "haproxy", "haproxy")
 	dir := t.TempDir()
-	if _, err := tlscert.OpenDir(dir, []string{"127.0.0.1"}); err != nil {
-		t.Fatalf("front-end certificate: %v", err)
-	}
-	var pem []byte
-	for _, f := range []string{tlscert.CertFile, tlscert.KeyFile} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pem = append(pem, b...)
-	}
+	_, cert, key := testcert.New(t, "127.0.0.1")
+	pem := append(append([]byte{}, cert...), key...)
 	crt := filepath.Join(dir, "front.pem")
 	if err := os.WriteFile(crt, pem, 0o600); err != nil {
 		t.Fatal(err)

@@ -1,3 +1,7 @@
+// Package integration holds Portico's end-to-end tests: the built binaries,
+// real RDP, VNC and SSH servers on loopback, a real load balancer and headless
+// Chromium driving the User Portal, each proving a promise where a user or a
+// host would see it.
 package integration
 
 import (

@@ -125,12 +125,12 @@ func TestSSHSessionInTheBrowser(t *testing.T) {
 
 	// SFTP through the gateway: upload lands on the host, download returns the same bytes.
 	waitJS(t, ctx, 10*time.Second, `document.body.dataset.state === 'on'`, "session")
-	upload := fmt.Sprintf(`(async () => { const base = document.getElementById('session').dataset.base; const csrf = document.getElementById('session').dataset.csrf;
+	upload := `(async () => { const base = document.getElementById('session').dataset.base; const csrf = document.getElementById('session').dataset.csrf;
 		const sid = await new Promise(r => { const w = () => { const s = window.__portico.sid; s ? r(s) : setTimeout(w, 50); }; w(); });
 		const up = await fetch(base + '/api/files/' + sid + '?name=upload.bin', {method: 'POST', headers: {'X-CSRF-Token': csrf}, body: new Uint8Array([1,2,3,250,251,252])});
 		const down = await fetch(base + '/api/files/' + sid + '/download?name=upload.bin');
 		const bytes = new Uint8Array(await down.arrayBuffer());
-		return JSON.stringify({sid, up: up.status, down: down.status, bytes: [...bytes]}); })()`)
+		return JSON.stringify({sid, up: up.status, down: down.status, bytes: [...bytes]}); })()`
 	var res string
 	awaitJS(t, ctx, upload, &res)
 	if !strings.Contains(res, `"up":200`) || !strings.Contains(res, `"down":200`) || !strings.Contains(res, `"bytes":[1,2,3,250,251,252]`) {

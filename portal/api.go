@@ -125,8 +125,13 @@ type sessionView struct {
 	FileTransfer config.Transfer
 	ClipToServer bool
 	ClipToClient bool
-	Upload       bool
-	Download     bool
+	// ClipPanel offers the clipboard panel: RDP and VNC pages only, when a
+	// direction is allowed. The SSH terminal has the system clipboard
+	// itself (copy and paste follow the directions), so a panel there
+	// would be a second, different way to do the same.
+	ClipPanel bool
+	Upload    bool
+	Download  bool
 	// RDPUser prefills the RDP sign-in (NLA runs in the browser, so the
 	// user types the password; stored passwords are never sent to it).
 	RDPUser string
@@ -156,6 +161,7 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 		ClipToServer: d.Clipboard.ClientToServer(), ClipToClient: d.Clipboard.ServerToClient(),
 		Messages: messagesJSON(string(res.Protocol)),
 	}
+	v.ClipPanel = res.Protocol != config.ProtocolSSH && (v.ClipToServer || v.ClipToClient)
 	// Only SSH sessions have a file panel (SFTP through the gateway): RFB
 	// has no file transfer, and the RDP web client has no drive or
 	// clipboard-file support, so a panel there would promise nothing.
@@ -175,6 +181,6 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 // decide asks service/policy for the effective directions of a session.
 func (p *Portal) decide(res config.Resource, sn *config.Snapshot, user string, groups []string, os, ip string) policy.Decision {
 	return policy.Decide(res, sn.Effective.Portal, sn.Policies, policy.Client{
-		User: user, Groups: groups, OS: os, IP: net.ParseIP(ip), Gateway: sn.Gateway.ID,
+		User: user, Groups: groups, OS: os, IP: net.ParseIP(ip),
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -263,8 +262,6 @@ func (t *Throttle) Succeed(account string) {
 	delete(t.m, account)
 	t.mu.Unlock()
 }
-
-var errNoSession = errors.New("not signed in")
 
 // account re-reads the signed-in user's account. It runs on every launch
 // (not on page views, which must not touch the store): an account disabled

@@ -250,7 +250,9 @@ func (p *Portal) filesList(w http.ResponseWriter, r *http.Request) {
 	if fs == nil {
 		return
 	}
-	list, err := fs.files.List(".")
+	// dir is relative to the home folder; the SFTP server decides what
+	// the account may read, as it does for the same user's shell.
+	list, err := fs.files.List(r.URL.Query().Get("dir"))
 	if err != nil {
 		writeJSONError(w, http.StatusBadGateway, "Cannot list files on the host: "+err.Error())
 		return
@@ -272,7 +274,8 @@ func (p *Portal) filesUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.URL.Query().Get("name")
-	n, err := fs.files.Upload(r.Context(), ".", name, http.MaxBytesReader(w, r.Body, MaxUpload), MaxUpload)
+	dir := r.URL.Query().Get("dir")
+	n, err := fs.files.Upload(r.Context(), dir, name, http.MaxBytesReader(w, r.Body, MaxUpload), MaxUpload)
 	if err != nil {
 		code := http.StatusBadGateway
 		if errors.Is(err, sshrelay.ErrDirectionNotAllowed) {

@@ -157,12 +157,18 @@ func (p *Portal) apiRDPFile(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-rdp")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+rdpFileName(res.Name)+`"`)
-	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user))
+	app := ""
+	if res.RemoteApp != nil {
+		app = res.RemoteApp.Program
+	}
+	io.WriteString(w, RDPFile(NativeAddr(r, sn.Effective.Portal.NLB), t, user, app, res.Name))
 }
 
 // RDPFile is the text of an .rdp file that opens the session behind
-// ticket through the gateway at addr (host:port).
-func RDPFile(addr, ticket, user string) string {
+// ticket through the gateway at addr (host:port). With a RemoteApp program
+// the client opens only that program's window (named name), not the
+// desktop.
+func RDPFile(addr, ticket, user, program, name string) string {
 	var b strings.Builder
 	line := func(k, v string) { b.WriteString(k + ":" + v + "\r\n") }
 	line("full address:s", addr)
@@ -173,6 +179,11 @@ func RDPFile(addr, ticket, user string) string {
 	line("prompt for credentials:i", "1")
 	line("authentication level:i", "2")
 	line("screen mode id:i", "2")
+	if program != "" {
+		line("remoteapplicationmode:i", "1")
+		line("remoteapplicationprogram:s", program)
+		line("remoteapplicationname:s", name)
+	}
 	return b.String()
 }
 

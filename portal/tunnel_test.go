@@ -361,3 +361,18 @@ func TestTicketKindsDoNotCross(t *testing.T) {
 		t.Fatalf("a native ticket on a browser relay: %v, want errNativeTicket", err)
 	}
 }
+
+// TestRDPFileRemoteApp: a resource's RemoteApp program reaches the .rdp
+// file, so a stock client opens that program alone; without one the file
+// opens the desktop.
+func TestRDPFileRemoteApp(t *testing.T) {
+	got := RDPFile("gw.example.test:4443", "tok", "alice", "||notepad", "Notepad")
+	for _, want := range []string{"remoteapplicationmode:i:1\r\n", "remoteapplicationprogram:s:||notepad\r\n", "remoteapplicationname:s:Notepad\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("RemoteApp .rdp file lacks %q:\n%s", want, got)
+		}
+	}
+	if desk := RDPFile("gw.example.test:4443", "tok", "alice", "", "Desk"); strings.Contains(desk, "remoteapplication") {
+		t.Errorf("a desktop's .rdp file asks for RemoteApp:\n%s", desk)
+	}
+}

@@ -214,19 +214,19 @@ func control(svc service.Service, cmd string, stdout, stderr io.Writer) int {
 		st, err := svc.Status()
 		switch {
 		case errors.Is(err, service.ErrNotInstalled):
-			fmt.Fprintln(stdout, "not installed")
+			fmt.Fprintln(stdout, "not installed as a service: the service manager does not know portico-gateway (a gateway started with `portico-gateway run` runs in the foreground until it is stopped); `portico-gateway install` sets the service up")
 			return 3
 		case err != nil:
 			fmt.Fprintf(stderr, "status: %v\n", err)
 			return 1
 		case st == service.StatusRunning:
-			fmt.Fprintln(stdout, "running")
+			fmt.Fprintln(stdout, "running as a service")
 			return 0
 		case st == service.StatusStopped:
-			fmt.Fprintln(stdout, "stopped")
+			fmt.Fprintln(stdout, "installed as a service, stopped: `portico-gateway start` starts it")
 			return 3
 		}
-		fmt.Fprintln(stdout, "unknown")
+		fmt.Fprintln(stdout, "installed as a service, state unknown to the service manager")
 		return 4
 	}
 	if err := service.Control(svc, cmd); err != nil {
@@ -282,7 +282,7 @@ func (p *program) Stop(service.Service) error {
 func (p *program) run(ctx context.Context) error {
 	g, err := gateway.New(gateway.Options{
 		DataDir: p.f.dataDir, HTTPSAddr: p.f.httpsAddr, HTTPAddr: p.f.httpAddr, AdminAddr: p.f.adminAddr, DNSAddr: p.f.dnsAddr,
-		AdminPassword: p.f.adminPassword, Version: version, Logger: p.log, Out: p.out,
+		AdminPassword: p.f.adminPassword, Version: version, Logger: p.log, Out: p.out, Service: !service.Interactive(),
 		Portal: func(parts gateway.Parts) http.Handler { return newPortal(parts, p.f.keepAlive) },
 	})
 	if err != nil {

@@ -60,6 +60,7 @@ function detect() {
         status(st.state === 'detected'
           ? 'The Portico client is installed: desktops and applications open in it.'
           : 'The Portico client was not detected on this computer.');
+        if (st.state !== 'detected') notDetected();
         return st.state;
       }
       status('The gateway did not finish the detection. Reload the page to try again.');
@@ -73,10 +74,26 @@ function detect() {
   return detecting;
 }
 
+// showDownload offers the client's download and install steps, this
+// computer's OS first; with a launch URL also a link to open it by hand.
 function showDownload(url) {
-  $('native-open').href = url;
-  panel.dataset.lastUrl = url;
+  if (url) {
+    $('native-open').href = url;
+    panel.dataset.lastUrl = url;
+  }
+  $('native-open').hidden = !url;
+  const steps = $('install-steps');
+  const mine = /Windows/.test(navigator.userAgent) ? 'Windows' : /Linux|X11/.test(navigator.userAgent) ? 'Linux' : '';
+  const first = steps && [...steps.children].find((li) => li.dataset.os === mine);
+  if (first) steps.prepend(first);
   $('native-download').hidden = false;
+}
+
+// notDetected: with "native" as the only launch method nothing can open
+// until the client is installed, so the download is offered at once, not
+// after a first failed click.
+function notDetected() {
+  if (panel.dataset.method === 'native') showDownload('');
 }
 
 function showFallback(msg, id, newTab) {
@@ -146,6 +163,7 @@ export function initNative(c) {
     });
   }
   if (ds.state === 'detected') status('The Portico client is installed: desktops and applications open in it.');
+  if (ds.state === 'not-detected') notDetected();
   if (ds.state !== '' || ds.choice === 'browser') return;
   if (ds.detection === 'automatic') detect();
   else $('detect-ask').hidden = false;

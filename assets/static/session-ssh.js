@@ -2,6 +2,8 @@
 // client. Binary WebSocket messages carry terminal bytes both ways; text
 // messages carry JSON control ({"type":"resize"} from here, {"type":"exit"}
 // and {"type":"session"} from the gateway).
+import { filesPanel, httpFilesBackend } from './files-panel.js';
+
 export async function start(screen, ticket, ui) {
   const css = document.createElement('link');
   css.rel = 'stylesheet';
@@ -14,6 +16,19 @@ export async function start(screen, ticket, ui) {
   term.loadAddon(fit);
   term.open(screen);
   fit.fit();
+  // Copy and paste follow the effective clipboard directions. Pasted text
+  // reaches the host as typing, which the gateway cannot tell apart, so
+  // this is enforced in the page only (the README's enforcement table says
+  // so). Capturing on the screen stops the event before xterm's textarea.
+  const block = (type, allowed, text) => screen.addEventListener(type, (ev) => {
+    if (allowed) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    ui.setState(text, 'on');
+  }, true);
+  block('paste', ui.allow.clipToServer, 'Connected · pasting is not allowed in this session');
+  block('copy', ui.allow.clipToClient, 'Connected · copying is not allowed in this session');
+  block('cut', ui.allow.clipToClient, 'Connected · copying is not allowed in this session');
 
   const ws = new WebSocket(ui.wsURL('ssh', ticket) + `&cols=${term.cols}&rows=${term.rows}`);
   ws.binaryType = 'arraybuffer';
@@ -44,40 +59,17 @@ export async function start(screen, ticket, ui) {
   new ResizeObserver(resize).observe(screen);
   term.onResize(({ cols, rows }) => { if (ws.readyState === 1) ws.send(JSON.stringify({ type: 'resize', cols, rows })); });
 
-  const files = `${ui.base}/api/files/`;
-  async function refreshFiles() {
-    const list = document.getElementById('file-list');
-    if (!list || !sid) return;
-    const r = await fetch(files + sid, { headers: { Accept: 'application/json' } });
-    const body = await r.json().catch(() => ({}));
-    list.replaceChildren();
-    if (!r.ok) { list.append(Object.assign(document.createElement('li'), { textContent: body.error || 'Cannot list files.' })); return; }
-    for (const f of body) {
-      const li = document.createElement('li');
-      if (f.dir) { li.textContent = f.name + '/'; } else {
-        const a = document.createElement('a');
-        a.href = `${files}${sid}/download?name=${encodeURIComponent(f.name)}`;
-        a.textContent = f.name;
-        a.download = f.name;
-        li.append(a, ` (${f.size} bytes)`);
-      }
-      list.append(li);
-    }
-  }
-  async function upload(fileList) {
-    const bar = document.getElementById('file-progress');
-    for (const f of fileList) {
-      bar.hidden = false;
-      const r = await fetch(`${files}${sid}?name=${encodeURIComponent(f.name)}`, { method: 'POST', headers: { 'X-CSRF-Token': ui.csrf, 'Content-Type': 'application/octet-stream' }, body: f });
-      const body = await r.json().catch(() => ({}));
-      bar.hidden = true;
-      if (!r.ok) { alert(body.error || `Upload of ${f.name} failed.`); return; }
-    }
-    refreshFiles();
-  }
+  // The Files panel lists, uploads and downloads over the portal's files
+  // API for this session (its id arrives in the first control message).
+  const panel = filesPanel({
+    list: (dir) => (sid ? backend().list(dir) : Promise.reject(new Error('The session is still starting: try again in a moment.'))),
+    downloadURL: (path) => backend().downloadURL(path),
+    upload: (dir, file, onProgress) => backend().upload(dir, file, onProgress),
+  }, ui.allow);
+  const backend = () => httpFilesBackend(`${ui.base}/api/files/${sid}`, ui.csrf);
   window.__portico = { term, ws, get sid() { return sid; } };
   return {
-    refreshFiles, upload,
+    refreshFiles: panel.refresh, upload: panel.upload,
     disconnect() { ws.close(1000, 'user disconnected'); },
   };
 }

@@ -22,7 +22,12 @@ export async function start(screen, ticket, ui) {
   }
   window.__portico = { rfb };
   return {
-    sendClipboard(text) { if (ui.allow.clipToServer) rfb.clipboardPasteFrom(text); },
+    sendClipboard(text) {
+      if (!ui.allow.clipToServer) return false;
+      rfb.clipboardPasteFrom(text);
+      return true;
+    },
     disconnect() { rfb.disconnect(); },
+    ctrlAltDel() { rfb.sendCtrlAltDel(); },
   };
 }

@@ -163,16 +163,65 @@ function toggle(btnId, panelId) {
 toggle('btn-clip', 'panel-clip');
 toggle('btn-files', 'panel-files');
 
-document.getElementById('clip-send')?.addEventListener('click', () => {
-  client?.sendClipboard?.(document.getElementById('clip-local').value);
+// The clipboard buttons say what they did: a silent button looks broken.
+const clipStatus = (text) => { const s = document.getElementById('clip-status'); if (s) s.textContent = text; };
+document.getElementById('clip-send')?.addEventListener('click', async () => {
+  const text = document.getElementById('clip-local').value;
+  if (!text) { clipStatus('Nothing to send: type or paste text into the box first.'); return; }
+  let sent;
+  try { sent = await client?.sendClipboard?.(text); } catch { sent = false; }
+  clipStatus(sent === false || !client?.sendClipboard ? 'Could not send: the session is not connected.' : `Sent ${text.length} characters to the remote computer's clipboard.`);
 });
 document.getElementById('clip-copy')?.addEventListener('click', async () => {
-  try { await navigator.clipboard.writeText(document.getElementById('clip-remote').value); } catch { /* needs a user gesture / permission */ }
+  const text = document.getElementById('clip-remote').value;
+  if (!text) { clipStatus('Nothing to copy yet: copy something on the remote computer first.'); return; }
+  try {
+    await navigator.clipboard.writeText(text);
+    clipStatus(`Copied ${text.length} characters to this device's clipboard.`);
+  } catch {
+    document.getElementById('clip-remote').select();
+    clipStatus('This browser did not allow copying: the text is selected, press Ctrl+C (⌘C on a Mac).');
+  }
 });
-document.getElementById('file-up')?.addEventListener('change', (ev) => client?.upload?.(ev.target.files));
-document.getElementById('btn-cad')?.addEventListener('click', () => client?.ctrlAltDel?.());
+document.getElementById('file-up')?.addEventListener('change', (ev) => {
+  const files = [...ev.target.files];
+  ev.target.value = ''; // choosing the same file again is a new upload
+  client?.upload?.(files);
+});
+// Ctrl+Alt+Del cannot be typed into a browser (the local OS takes it):
+// each protocol's client implements ctrlAltDel() (noVNC's sendCtrlAltDel;
+// the RDP page sends the scancodes).
+document.getElementById('btn-cad')?.addEventListener('click', () => {
+  client?.ctrlAltDel?.();
+  document.getElementById('screen').focus();
+});
+
+// Fullscreen covers the whole page, toolbar included; the toolbar then
+// folds away behind a small handle at the top (and Ctrl+Alt+Shift, as in
+// Guacamole), so the remote screen gets all the room and the controls stay
+// reachable.
+const toolbar = document.getElementById('toolbar');
+const handle = document.getElementById('toolbar-handle');
+function showToolbar(show) {
+  toolbar.classList.toggle('folded', !show);
+  handle.setAttribute('aria-expanded', String(show));
+  handle.textContent = show ? '▴ Hide toolbar' : '▾ Session';
+}
+document.addEventListener('fullscreenchange', () => {
+  const full = !!document.fullscreenElement;
+  document.body.classList.toggle('fullscreen', full);
+  handle.hidden = !full;
+  document.getElementById('btn-full').textContent = full ? 'Exit fullscreen' : 'Fullscreen';
+  showToolbar(!full);
+});
+handle.addEventListener('click', () => showToolbar(toolbar.classList.contains('folded')));
+document.addEventListener('keydown', (ev) => {
+  if (ev.ctrlKey && ev.altKey && ev.shiftKey && ['Control', 'Alt', 'Shift'].includes(ev.key) && document.fullscreenElement) {
+    showToolbar(toolbar.classList.contains('folded'));
+  }
+}, true);
 document.getElementById('btn-full').addEventListener('click', () => {
-  if (document.fullscreenElement) document.exitFullscreen(); else root.requestFullscreen?.();
+  if (document.fullscreenElement) document.exitFullscreen(); else document.documentElement.requestFullscreen?.();
 });
 document.getElementById('btn-disconnect').addEventListener('click', () => {
   userEnded = true;

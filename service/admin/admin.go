@@ -77,6 +77,9 @@ type Status struct {
 	Schema int `json:"schema"`
 	// DataDir is where the gateway keeps its data.
 	DataDir string `json:"dataDir"`
+	// Service is true when the OS service manager runs the gateway, false
+	// when it runs in the foreground (portico-gateway run, make run).
+	Service bool `json:"service"`
 	// ConfigVersion increases with each published change.
 	ConfigVersion uint64 `json:"configVersion"`
 }

@@ -201,14 +201,21 @@ func (a *api) putPolicies(w http.ResponseWriter, r *http.Request) {
 // checkMembers refuses references to users or groups that do not exist.
 func checkMembers(t *store.Tx, prefix string, users, groups []string) error {
 	var es config.FieldErrors
+	// path is "groups[1]" for a top-level list, "[2].groups[1]" inside one.
+	path := func(list string, i int) string {
+		if prefix == "" {
+			return fmt.Sprintf("%s[%d]", list, i)
+		}
+		return fmt.Sprintf("%s.%s[%d]", prefix, list, i)
+	}
 	for i, u := range users {
 		if _, err := t.User(u); err != nil {
-			es = append(es, config.FieldError{Field: fmt.Sprintf("%s.users[%d]", prefix, i), Value: u, Message: "no such user: add the user first"})
+			es = append(es, config.FieldError{Field: path("users", i), Value: u, Message: "no such user: add the user first"})
 		}
 	}
 	for i, g := range groups {
 		if _, err := t.Group(g); err != nil {
-			es = append(es, config.FieldError{Field: fmt.Sprintf("%s.groups[%d]", prefix, i), Value: g, Message: "no such group: add the group first"})
+			es = append(es, config.FieldError{Field: path("groups", i), Value: g, Message: "no such group: add the group first"})
 		}
 	}
 	if len(es) > 0 {
@@ -446,6 +453,6 @@ func (a *api) explain(w http.ResponseWriter, r *http.Request) {
 	if os == "" {
 		os = "other"
 	}
-	d := policy.Decide(res, snap.Effective.Portal, snap.Policies, policy.Client{User: in.User, Groups: groups, OS: os, IP: ip, Gateway: snap.Gateway.ID})
+	d := policy.Decide(res, snap.Effective.Portal, snap.Policies, policy.Client{User: in.User, Groups: groups, OS: os, IP: ip})
 	writeJSON(w, http.StatusOK, d)
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -338,5 +339,21 @@ func TestDetectDefaults(t *testing.T) {
 				t.Errorf("DetectZone = %q, want %q", got, tc.zone)
 			}
 		})
+	}
+}
+
+// TestClientPolicyGatewaysRefused: the gateway criterion could never tell
+// gateways apart (they share one ID), so a list is refused with what to do,
+// while the empty key of older exports still decodes.
+func TestClientPolicyGatewaysRefused(t *testing.T) {
+	p := ClientPolicy{ID: "office", Name: "Office", Gateways: []string{"default"}}
+	err := p.Validate()
+	var fe FieldErrors
+	if !errors.As(err, &fe) || len(fe) != 1 || fe[0].Field != "gateways" || !strings.Contains(fe[0].Message, "same ID") {
+		t.Fatalf("gateways list: %v", err)
+	}
+	p.Gateways = nil
+	if err := p.Validate(); err != nil {
+		t.Fatalf("without gateways: %v", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // LaunchMethod is how the portal opens a published resource.
 type LaunchMethod string
 
-// The three launch methods of SPEC.md "Client (launch)".
+// The three launch methods an admin chooses from (Client, launch method).
 const (
 	// LaunchBrowser uses only the HTML5 client in the page.
 	LaunchBrowser LaunchMethod = "browser"

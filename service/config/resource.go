@@ -248,8 +248,12 @@ type ClientPolicy struct {
 	ClientOS []string `json:"clientOS"`
 	// Networks the rule matches, as CIDRs, against the trusted client IP.
 	Networks []string `json:"networks"`
-	// Gateways the rule matches, by gateway ID.
-	Gateways []string `json:"gateways"`
+	// Gateways is no longer a criterion: every gateway of a configuration
+	// has the same ID (gateways behind a load balancer share one exported
+	// configuration), so it could never tell them apart. The key is still
+	// accepted empty, so that exports made before stay importable; a
+	// non-empty list is refused with what to do.
+	Gateways []string `json:"gateways,omitempty"`
 	// Clipboard, when set, restricts clipboard at this level.
 	Clipboard Transfer `json:"clipboard,omitempty"`
 	// FileTransfer, when set, restricts file transfer at this level.
@@ -277,6 +281,9 @@ func (p ClientPolicy) Validate() error {
 		if _, err := ParseCIDROrIP(n); err != nil {
 			es.add(fmt.Sprintf("networks[%d]", i), n, "%v", err)
 		}
+	}
+	if len(p.Gateways) > 0 {
+		es.add("gateways", strings.Join(p.Gateways, ", "), "remove the gateway list: every gateway of a configuration has the same ID, so it cannot limit a rule (match client networks instead)")
 	}
 	if p.Clipboard != "" && !p.Clipboard.Valid() {
 		es.add("clipboard", p.Clipboard, "leave empty (no restriction) or use one of disabled, client-to-server, server-to-client, bidirectional")

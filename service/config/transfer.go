@@ -1,10 +1,5 @@
 package config
 
-import (
-	"fmt"
-	"strings"
-)
-
 // Transfer is a set of allowed data directions between the user's device
 // (client) and the remote host (server). It is used for both clipboard
 // redirection and file transfer, at every level that can restrict them:
@@ -58,14 +53,4 @@ func TransferOf(clientToServer, serverToClient bool) Transfer {
 // allows nothing, so a corrupt setting fails closed.
 func (t Transfer) Intersect(u Transfer) Transfer {
 	return TransferOf(t.ClientToServer() && u.ClientToServer(), t.ServerToClient() && u.ServerToClient())
-}
-
-// ParseTransfer accepts the stored spelling (case-insensitive) and returns a
-// clear error listing the allowed values otherwise.
-func ParseTransfer(s string) (Transfer, error) {
-	t := Transfer(strings.ToLower(strings.TrimSpace(s)))
-	if !t.Valid() {
-		return "", fmt.Errorf("%q is not a direction: use one of disabled, client-to-server, server-to-client, bidirectional", s)
-	}
-	return t, nil
 }

@@ -55,8 +55,9 @@ func (a *alternateListener) apply(ctx context.Context, s *config.Snapshot) {
 	ln, err := net.Listen("tcp", want)
 	if err != nil {
 		// The port is validated against the gateway's own listeners, not
-		// against other programs: say so clearly and try again on the next
-		// settings change.
+		// against other programs: say so clearly, and forget the address so
+		// that the next settings change tries again even if it is the same.
+		a.want = ""
 		a.log.Error("alternate port: cannot listen; native clients cannot connect until the port is free or changed", "addr", want, "err", err)
 		return
 	}

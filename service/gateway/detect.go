@@ -82,10 +82,6 @@ func (d *detectDNS) start() (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// Nonces returns the native-client detection nonces (shared by the portal,
-// which issues and checks them, and the probes, which report them).
-func (g *Gateway) Nonces() *detect.Nonces { return g.nonces }
-
 // listener returns the bound address of a named listener, "" when none.
 func (g *Gateway) listener(name string) string {
 	g.mu.Lock()

@@ -49,6 +49,9 @@ type Options struct {
 	AdminPassword string
 	// Version is the build version shown in status.
 	Version string
+	// Service is true when the OS service manager runs this gateway
+	// (systemd, Windows SCM); false for `portico-gateway run` in a terminal.
+	Service bool
 	// Logger receives structured logs.
 	Logger *slog.Logger
 	// Out receives the one-time first-run message (credentials, URL).
@@ -106,7 +109,10 @@ type Gateway struct {
 	listeners []admin.Listener
 	servers   []*http.Server
 	disp      *dispatcher
-	stopOnce  sync.Once
+	// disps are every dispatcher the HTTPS listener had (it can move
+	// live); their forwarded connections end at shutdown.
+	disps    []*dispatcher
+	stopOnce sync.Once
 	// stopNative ends the alternate-port listener and native tunnels.
 	stopNative context.CancelFunc
 	// stopDNS ends the detection DNS responder.
@@ -192,7 +198,23 @@ func (g *Gateway) firstRun() error {
 		if err := t.AppendAudit(store.Event{Type: "firstrun", User: "admin", Detail: "created the administrator account"}); err != nil {
 			return err
 		}
-		fmt.Fprintf(g.opt.Out, "\nFirst run: sign in to the User Portal as\n  user:     admin\n  password: %s\n(shown once; change it in the admin GUI)\n\n", pw)
+		// The paths are this gateway's own (./data under make run,
+		// /var/lib/portico in the package), so the lines can be copied.
+		token := filepath.Join(g.opt.DataDir, TokenFile)
+		adminAddr := g.opt.AdminAddr // a first run has no stored address yet
+		if adminAddr == "" {
+			adminAddr = config.DefaultAdminAddr
+		}
+		// A gateway run by root (the package's service) has a token only
+		// root can read; one run by a user (make run) has the user's own.
+		sudo := ""
+		if os.Geteuid() == 0 {
+			sudo = "sudo "
+		}
+		fmt.Fprintf(g.opt.Out, "\nFirst run: sign in to the User Portal as\n  user:     admin\n  password: %s\n(shown once; change it in the admin GUI)\n"+
+			"Admin GUI:  %sportico-admin --data-dir %s\n"+
+			"Admin API:  token in %s, e.g. curl -k -H \"Authorization: Bearer $(%scat %s)\" https://%s/api/v1/users\n\n",
+			pw, sudo, g.opt.DataDir, token, sudo, token, adminAddr)
 		return t.MarkFirstRunDone()
 	})
 }
@@ -279,12 +301,6 @@ func (g *Gateway) Live() *config.Live { return g.live }
 // Store returns the store (for the portal's sign-in and sessions).
 func (g *Gateway) Store() *store.Store { return g.store }
 
-// Sessions returns the live-session registry.
-func (g *Gateway) Sessions() *sessions.Registry { return g.sessions }
-
-// Secrets returns the credential sealing box.
-func (g *Gateway) Secrets() *secret.Box { return g.box }
-
 // Certificates returns the gateway's TLS certificate manager.
 func (g *Gateway) Certificates() *tlscert.Manager { return g.certs }
 
@@ -329,11 +345,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 
 	g.disp = newDispatcher(httpsLn, g.live, g.log)
-	httpsPort := httpsLn.Addr().(*net.TCPAddr).Port
+	g.disps = []*dispatcher{g.disp}
 	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)
 
 	main := &http.Server{Handler: hsts(g.mainHandler()), TLSConfig: g.certs.TLSConfig(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
-	redirect := &http.Server{Handler: redirectHandler(httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	// The redirect reads the HTTPS port as it is now: the listener can move.
+	redirect := &http.Server{Handler: redirectHandler(g.httpsPort), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	adminCfg := g.adminTLS.TLSConfig()
 	adminSrv := &http.Server{Handler: admin.New(g.adminDeps()), TLSConfig: adminCfg, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 
@@ -361,10 +378,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.writeEndpoint(adminLn.Addr().String()); err != nil {
 		g.log.Warn("could not write admin endpoint file", "err", err)
 	}
-	go g.disp.serve()
-	go serveLogged(g.log, "https", func() error { return main.ServeTLS(g.disp, "", "") })
+	disp := g.disp // g.disp changes when the HTTPS address moves
+	go disp.serve()
+	go serveLogged(g.log, "https", func() error { return main.ServeTLS(disp, "", "") })
 	go serveLogged(g.log, "http", func() error { return redirect.Serve(httpLn) })
 	go serveLogged(g.log, "admin", func() error { return adminSrv.Serve(tls.NewListener(adminLn, adminCfg)) })
+	g.followListenAddrs(nativeCtx, httpsLn, httpLn, adminLn, main, redirect, adminSrv, adminCfg)
 	fmt.Fprintf(g.opt.Out, "Portico gateway %s: User Portal at https://%s%s/ (admin API on %s)\n", g.opt.Version, displayAddr(httpsLn.Addr()), g.live.Load().Effective.Portal.Web.Path, adminLn.Addr())
 	g.log.Info("gateway listening", "https", httpsLn.Addr().String(), "http", httpLn.Addr().String(), "admin", adminLn.Addr().String(), "mode", g.live.Load().Gateway.Mode)
 	return nil
@@ -417,8 +436,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if stopDNS != nil {
 			stopDNS()
 		}
-		if g.disp != nil {
-			g.disp.Close()
+		g.mu.Lock()
+		disps := g.disps
+		g.mu.Unlock()
+		for _, d := range disps {
+			d.Close()
 		}
 		var wg sync.WaitGroup
 		for _, s := range servers {
@@ -432,8 +454,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		wg.Wait()
 		g.sessions.DisconnectWhere(func(sessions.Info) bool { return true }, sessions.ReasonShutdown)
-		if g.disp != nil {
-			g.disp.closeForwarded()
+		for _, d := range disps {
+			d.closeForwarded()
 		}
 		err = g.store.Close()
 		g.log.Info("gateway stopped")

@@ -158,6 +158,12 @@ func TestRootRedirectsToPortalPathAndFollowsLiveChange(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "not available") {
 		t.Fatalf("disabled portal: %d %s", resp.StatusCode, body)
 	}
+	// The page speaks to users: no settings jargon meant for the admin.
+	for _, admin := range []string{"site defaults", "disabled in the", "Forwarding", "administrator"} {
+		if strings.Contains(string(body), admin) {
+			t.Errorf("the portal-disabled page says %q to users: %s", admin, body)
+		}
+	}
 }
 
 func TestAdminAPIAuth(t *testing.T) {

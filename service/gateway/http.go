@@ -24,7 +24,7 @@ func hsts(next http.Handler) http.Handler {
 
 // redirectHandler answers every plain-HTTP request with a permanent redirect
 // to the same host and path over HTTPS; it serves nothing else.
-func redirectHandler(httpsPort int) http.Handler {
+func redirectHandler(httpsPort func() int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
@@ -37,8 +37,8 @@ func redirectHandler(httpsPort int) http.Handler {
 		if strings.Contains(host, ":") {
 			host = "[" + host + "]"
 		}
-		if httpsPort != 443 {
-			host += ":" + strconv.Itoa(httpsPort)
+		if port := httpsPort(); port != 443 {
+			host += ":" + strconv.Itoa(port)
 		}
 		w.Header().Set("Connection", "close")
 		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusMovedPermanently)
@@ -56,7 +56,7 @@ func (g *Gateway) mainHandler() http.Handler {
 		}
 		eff := g.live.Load().Effective
 		if !eff.PortalAvailable {
-			unavailable(w, r, eff.Reason)
+			unavailable(w, r)
 			return
 		}
 		if r.URL.Path == "/" {
@@ -76,22 +76,24 @@ var unavailablePage = template.Must(template.New("u").Parse(`<!doctype html>
 <title>User Portal unavailable</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;margin:0;display:grid;place-items:center;min-height:100vh;background:#f4f5f7;color:#1d2733}
 main{max-width:32rem;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 2px 12px #0001}h1{font-size:1.3rem;margin-top:0}</style>
-</head><body><main><h1>The User Portal is not available</h1><p>{{.}}.</p>
-<p>Sessions that are already open keep running. Please try again later or ask your administrator.</p></main></body></html>`))
+</head><body><main><h1>The User Portal is not available</h1><p>Your desktops and applications cannot be opened from here at the moment.</p>
+<p>Sessions you already have open keep running. Please try again later, or ask your IT helpdesk if you need it now.</p></main></body></html>`))
 
-// unavailable answers 503 with a clear page (or JSON for API clients).
-func unavailable(w http.ResponseWriter, r *http.Request, reason string) {
+// unavailable answers 503 with a page (or JSON for API clients) written
+// for users: the reason ("disabled in the site defaults", "Forwarding
+// mode") is for the admin, who sees it in the GUI's status and the log.
+func unavailable(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "60")
 	w.Header().Set("Cache-Control", "no-store")
 	if strings.Contains(r.Header.Get("Accept"), "application/json") || strings.Contains(r.URL.Path, "/api/") {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "{\"error\":%q}\n", "User Portal unavailable: "+reason)
+		fmt.Fprintf(w, "{\"error\":%q}\n", "The User Portal is not available at the moment. Please try again later.")
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusServiceUnavailable)
-	unavailablePage.Execute(w, reason)
+	unavailablePage.Execute(w, nil)
 }
 
 // adminDeps gives the admin API the gateway's parts.
@@ -106,7 +108,7 @@ func (g *Gateway) adminDeps() admin.Deps {
 		Sessions:  g.sessions,
 		Logger:    g.log,
 		Status: func() admin.Status {
-			return admin.Status{Version: g.opt.Version, Started: g.started.UTC().Truncate(time.Second), Listeners: g.Listeners(), DataDir: g.opt.DataDir}
+			return admin.Status{Version: g.opt.Version, Started: g.started.UTC().Truncate(time.Second), Listeners: g.Listeners(), DataDir: g.opt.DataDir, Service: g.opt.Service}
 		},
 		UsedPorts: g.usedPorts,
 	}

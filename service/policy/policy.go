@@ -1,6 +1,7 @@
 // Package policy computes the effective clipboard and file-transfer
-// directions of a session from the three levels of SPEC.md's precedence:
-// the host/resource, the User Portal, and the first matching client policy.
+// directions of a session from its three levels: the host/resource, the
+// User Portal, and the first matching client policy: a direction is allowed
+// only when every level allows it.
 // Every relay and every session page asks Decide and nothing else. It reads
 // only what it is given; it does not know about HTTP or the store.
 package policy
@@ -23,8 +24,6 @@ type Client struct {
 	OS string
 	// IP is the trusted client IP.
 	IP net.IP
-	// Gateway is the gateway ID the session goes through.
-	Gateway string
 }
 
 // Decision is the effective result with the reasons for it.
@@ -37,6 +36,9 @@ type Decision struct {
 	Policy string `json:"policy,omitempty"`
 	// Explanation says how each result came about, for the admin.
 	Explanation []string `json:"explanation"`
+	// Enforcement says, per route, how the resource's protocol holds the
+	// session to the result (see Rules).
+	Enforcement []string `json:"enforcement"`
 }
 
 // Decide intersects host ∩ portal ∩ (first matching enabled policy). A
@@ -72,6 +74,17 @@ func Decide(res config.Resource, portal config.PortalSettings, policies []config
 		explain("clipboard", d.Clipboard, res.Clipboard, portal.Restrictions.Clipboard, pol.Clipboard, pol.Clipboard != ""),
 		explain("file transfer", d.FileTransfer, res.FileTransfer, portal.Restrictions.FileTransfer, pol.FileTransfer, pol.FileTransfer != ""),
 	}
+	// A feature the protocol cannot carry on any route is disabled, not
+	// "allowed" with nothing behind it.
+	if !available(res.Protocol, FeatureClipboard) && d.Clipboard != config.TransferDisabled {
+		d.Clipboard = config.TransferDisabled
+		d.Explanation[0] = fmt.Sprintf("clipboard = disabled because %s has no clipboard (without that: %s)", strings.ToUpper(string(res.Protocol)), d.Explanation[0])
+	}
+	if !available(res.Protocol, FeatureFiles) && d.FileTransfer != config.TransferDisabled {
+		d.FileTransfer = config.TransferDisabled
+		d.Explanation[1] = fmt.Sprintf("file transfer = disabled because %s has no file transfer (without that: %s)", strings.ToUpper(string(res.Protocol)), d.Explanation[1])
+	}
+	d.Enforcement = append(Describe(res.Protocol, FeatureClipboard, d.Clipboard), Describe(res.Protocol, FeatureFiles, d.FileTransfer)...)
 	return d
 }
 
@@ -103,9 +116,6 @@ func matches(p config.ClientPolicy, c Client) bool {
 		}
 	}
 	if len(p.ClientOS) > 0 && !anyFold(p.ClientOS, c.OS) {
-		return false
-	}
-	if len(p.Gateways) > 0 && !anyFold(p.Gateways, c.Gateway) {
 		return false
 	}
 	if len(p.Networks) > 0 {

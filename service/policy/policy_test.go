@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -84,5 +85,51 @@ func TestClientOS(t *testing.T) {
 		if got := ClientOS(ua); got != want {
 			t.Errorf("%q → %s, want %s", ua, got, want)
 		}
+	}
+}
+
+// TestEnforcementTableInREADME keeps the README's enforcement table equal to
+// Rules, the one table explain and the GUI also show.
+func TestEnforcementTableInREADME(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start, end = "<!-- enforcement table: service/policy.MarkdownTable -->\n", "<!-- end of enforcement table -->"
+	s := string(b)
+	i, j := strings.Index(s, start), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no enforcement table between %q and %q", start, end)
+	}
+	if got, want := s[i+len(start):j], MarkdownTable(); got != want {
+		t.Fatalf("README's enforcement table differs from policy.Rules; replace it with:\n%s", want)
+	}
+}
+
+// TestDecideVNCHasNoFileTransfer: explain must not answer "bidirectional"
+// for a channel the protocol does not have.
+func TestDecideVNCHasNoFileTransfer(t *testing.T) {
+	all := config.TransferBidirectional
+	res := config.Resource{Protocol: config.ProtocolVNC, Clipboard: all, FileTransfer: all}
+	var portal config.PortalSettings
+	portal.Restrictions.Clipboard, portal.Restrictions.FileTransfer = all, all
+	d := Decide(res, portal, nil, Client{})
+	if d.FileTransfer != config.TransferDisabled || !strings.Contains(d.Explanation[1], "VNC has no file transfer") {
+		t.Fatalf("VNC file transfer = %s (%q), want disabled because RFB has none", d.FileTransfer, d.Explanation[1])
+	}
+	if d.Clipboard != all {
+		t.Fatalf("VNC clipboard = %s, want bidirectional", d.Clipboard)
+	}
+	joined := strings.Join(d.Enforcement, "\n")
+	for _, want := range []string{"clipboard by browser: bidirectional, enforced on the wire", "file transfer by browser: not available"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("enforcement %q lacks %q", joined, want)
+		}
+	}
+	res.Protocol = config.ProtocolSSH
+	d = Decide(res, portal, nil, Client{})
+	joined = strings.Join(d.Enforcement, "\n")
+	if d.FileTransfer != all || !strings.Contains(joined, "clipboard by browser: bidirectional, enforced in the page only") || !strings.Contains(joined, "clipboard by native client: bidirectional, advisory") {
+		t.Errorf("SSH: files %s, enforcement %q", d.FileTransfer, joined)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"portico/service/tlscert"
+	"portico/internal/testcert"
 )
 
 // countConn counts Write calls on the connection under a WebSocket.
@@ -69,10 +69,7 @@ func wsPair(t testing.TB, secure bool) (server *websocket.Conn, cc *countConn, c
 	}}
 	dialer, scheme := *websocket.DefaultDialer, "ws://"
 	if secure {
-		certs, err := tlscert.OpenDir(t.TempDir(), []string{"127.0.0.1"})
-		if err != nil {
-			t.Fatalf("certificate: %v", err)
-		}
+		certs, _, _ := testcert.New(t, "127.0.0.1")
 		srv.TLSConfig = certs.TLSConfig()
 		go srv.Serve(tls.NewListener(BatchListener(counted), srv.TLSConfig))
 		dialer.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"portico/service/config"
 )
@@ -83,7 +84,7 @@ func Open(dataDir string, opt Options) (*Store, error) {
 	path := filepath.Join(dataDir, FileName)
 	pidPath := path + ".pid"
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		holder := "another process"
 		if b, rerr := os.ReadFile(pidPath); rerr == nil {
 			holder = "PID " + strings.TrimSpace(string(b))
@@ -186,7 +187,7 @@ func all[T any](t *Tx, bucket []byte) ([]T, error) {
 }
 
 func clearBucket(tx *bolt.Tx, name []byte) error {
-	if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+	if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 		return fmt.Errorf("clear %s: %w", name, err)
 	}
 	if _, err := tx.CreateBucket(name); err != nil {

@@ -2,32 +2,8 @@ package tlscert
 
 import (
 	"bytes"
-	"sync"
 	"testing"
 )
-
-// memStorage keeps the pair in memory so the fuzzer is not slowed down by
-// fsync; Dir has its own tests.
-type memStorage struct {
-	mu        sync.Mutex
-	cert, key []byte
-}
-
-func (s *memStorage) Load() ([]byte, []byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cert == nil {
-		return nil, nil, ErrNotStored
-	}
-	return bytes.Clone(s.cert), bytes.Clone(s.key), nil
-}
-
-func (s *memStorage) Save(cert, key []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cert, s.key = bytes.Clone(cert), bytes.Clone(key)
-	return nil
-}
 
 // FuzzImport feeds arbitrary certificate and key text to Import. It must
 // never panic; a refusal must be one of the admin-facing kinds and leave

@@ -184,22 +184,48 @@ func servedFingerprint(t *testing.T, addr string) string {
 	return Fingerprint(st.PeerCertificates[0].Raw)
 }
 
-// snapshot is the content of a directory, by file name.
-func snapshot(t testing.TB, dir string) map[string]string {
+// memStorage keeps the pair in memory: the gateway's own Storage is the
+// store (service/gateway), which has its own tests.
+type memStorage struct {
+	mu        sync.Mutex
+	cert, key []byte
+}
+
+func (s *memStorage) Load() ([]byte, []byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cert == nil {
+		return nil, nil, ErrNotStored
+	}
+	return bytes.Clone(s.cert), bytes.Clone(s.key), nil
+}
+
+func (s *memStorage) Save(cert, key []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cert, s.key = bytes.Clone(cert), bytes.Clone(key)
+	return nil
+}
+
+// snapshot is what the storage holds.
+func (s *memStorage) snapshot() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return map[string]string{"cert": string(s.cert), "key": string(s.key)}
+}
+
+// certFile writes the stored certificate to a file (for openssl).
+func certFile(t testing.TB, s *memStorage) string {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
+	cert, _, err := s.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = string(b)
+	p := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(p, cert, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	return files
+	return p
 }
 
 func sameFiles(a, b map[string]string) bool {
@@ -214,13 +240,9 @@ func sameFiles(a, b map[string]string) bool {
 	return true
 }
 
-// readCerts parses every certificate in a PEM file.
-func readCerts(t testing.TB, path string) []*x509.Certificate {
+// readCerts parses every certificate in PEM data.
+func readCerts(t testing.TB, data []byte) []*x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var certs []*x509.Certificate
 	for {
 		var b *pem.Block

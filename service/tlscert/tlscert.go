@@ -3,8 +3,8 @@
 // and addresses), import of an admin's PEM chain and key with validation
 // that says what to fix, live replacement for new connections, and the
 // gateway's TLS server configuration (TLS 1.2+, forward-secret AEAD suites
-// only). It persists through a Storage it is given (Dir for plain files)
-// and must not know about HTTP, the store's schema or the admin API.
+// only). It persists through a Storage it is given (the gateway keeps the
+// pair in its store) and must not know about HTTP, the store's schema or the admin API.
 package tlscert
 
 import (
@@ -68,11 +68,6 @@ func Open(st Storage, hosts []string) (*Manager, error) {
 	}
 	m.cur.Store(c)
 	return m, nil
-}
-
-// OpenDir is Open with the files cert.pem and key.pem in dir.
-func OpenDir(dir string, hosts []string) (*Manager, error) {
-	return Open(Dir(dir), hosts)
 }
 
 // Reload serves what the storage now holds (after it was changed outside

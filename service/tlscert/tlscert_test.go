@@ -17,30 +17,21 @@ import (
 	"time"
 )
 
-func TestOpenDirGeneratesSelfSigned(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "tls") // Open must create it
+func TestOpenGeneratesSelfSigned(t *testing.T) {
+	dir := &memStorage{}
 	before := time.Now()
-	m, err := OpenDir(dir, []string{"gw.example.test", "10.0.0.7", "[::1]", "*.apps.example.test"})
+	m, err := Open(dir, []string{"gw.example.test", "10.0.0.7", "[::1]", "*.apps.example.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	after := time.Now()
 
-	files := snapshot(t, dir)
-	if len(files) != 2 || files[CertFile] == "" || files[KeyFile] == "" {
-		t.Fatalf("directory holds %v, want exactly %s and %s", slices.Sorted(mapKeys(files)), CertFile, KeyFile)
-	}
-	for name, want := range map[string]os.FileMode{CertFile: 0o644, KeyFile: 0o600, ".": 0o700} {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fi.Mode().Perm(); got != want {
-			t.Errorf("%s has mode %o, want %o", name, got, want)
-		}
+	files := dir.snapshot()
+	if files["cert"] == "" || files["key"] == "" {
+		t.Fatalf("storage holds %v, want a certificate and a key", files)
 	}
 
-	certs := readCerts(t, filepath.Join(dir, CertFile))
+	certs := readCerts(t, []byte(files["cert"]))
 	if len(certs) != 1 {
 		t.Fatalf("%d certificates on disk", len(certs))
 	}
@@ -87,30 +78,20 @@ func TestOpenDirGeneratesSelfSigned(t *testing.T) {
 	}
 
 	// A second start loads the same certificate and leaves the files alone.
-	m2, err := OpenDir(dir, []string{"other.example.test"})
+	m2, err := Open(dir, []string{"other.example.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := m2.Info().SHA256; got != info.SHA256 {
 		t.Errorf("reopen serves %s, want the stored %s", got, info.SHA256)
 	}
-	if !sameFiles(files, snapshot(t, dir)) {
-		t.Error("reopen changed the files")
-	}
-}
-
-func mapKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
+	if !sameFiles(files, dir.snapshot()) {
+		t.Error("reopen changed the stored pair")
 	}
 }
 
 func TestOpenWithoutHostsUsesDefaultHosts(t *testing.T) {
-	m, err := OpenDir(t.TempDir(), nil)
+	m, err := Open(&memStorage{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,12 +117,12 @@ func TestFingerprintMatchesOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Fatalf("openssl not found (install the Debian package openssl): %v", err)
 	}
-	dir := t.TempDir()
-	m, err := OpenDir(dir, []string{"localhost"})
+	dir := &memStorage{}
+	m, err := Open(dir, []string{"localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(openssl, "x509", "-noout", "-fingerprint", "-sha256", "-in", filepath.Join(dir, CertFile)).Output()
+	out, err := exec.Command(openssl, "x509", "-noout", "-fingerprint", "-sha256", "-in", certFile(t, dir)).Output()
 	if err != nil {
 		t.Fatalf("openssl: %v", err)
 	}
@@ -155,7 +136,7 @@ func TestFingerprintMatchesOpenSSL(t *testing.T) {
 }
 
 func TestInfoJSON(t *testing.T) {
-	m, err := OpenDir(t.TempDir(), []string{"gw.example.test", "192.0.2.1"})
+	m, err := Open(&memStorage{}, []string{"gw.example.test", "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +159,8 @@ func TestInfoJSON(t *testing.T) {
 }
 
 func TestGenerateSelfSigned(t *testing.T) {
-	dir := t.TempDir()
-	m, err := OpenDir(dir, []string{"old.example.test"})
+	dir := &memStorage{}
+	m, err := Open(dir, []string{"old.example.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +168,14 @@ func TestGenerateSelfSigned(t *testing.T) {
 	old := servedFingerprint(t, addr)
 
 	t.Run("bad hosts change nothing", func(t *testing.T) {
-		files := snapshot(t, dir)
+		files := dir.snapshot()
 		for _, hosts := range [][]string{{"gw.example.test:443"}, {"https://gw.example.test"}, {"two words"}, {"-dash.example.test"}, {"ok.example.test", ""}, {"bad..dots"}} {
 			err := m.GenerateSelfSigned(hosts)
 			if !errors.Is(err, ErrBadHost) {
 				t.Errorf("%q: got %v, want ErrBadHost", hosts, err)
 			}
 		}
-		if !sameFiles(files, snapshot(t, dir)) || servedFingerprint(t, addr) != old {
+		if !sameFiles(files, dir.snapshot()) || servedFingerprint(t, addr) != old {
 			t.Error("a refused generation changed the certificate")
 		}
 	})
@@ -210,7 +191,7 @@ func TestGenerateSelfSigned(t *testing.T) {
 	if Fingerprint(leaf.Raw) == old || !slices.Equal(leaf.DNSNames, []string{"new.example.test"}) {
 		t.Fatalf("new connections get %v, want the new certificate", leaf.DNSNames)
 	}
-	m2, err := OpenDir(dir, nil)
+	m2, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,8 +228,8 @@ func TestImportGoodChain(t *testing.T) {
 				chain, wantLen = cat(chain, pki.root.pem), 3
 			}
 
-			dir := t.TempDir()
-			m, err := OpenDir(dir, []string{"localhost"})
+			dir := &memStorage{}
+			m, err := Open(dir, []string{"localhost"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -284,15 +265,8 @@ func TestImportGoodChain(t *testing.T) {
 				t.Errorf("info %+v", info)
 			}
 
-			fi, err := os.Stat(filepath.Join(dir, KeyFile))
-			if err != nil || fi.Mode().Perm() != 0o600 {
-				t.Errorf("key file after import: %v %v", fi.Mode(), err)
-			}
-			if n := len(snapshot(t, dir)); n != 2 {
-				t.Errorf("%d files in the directory, want 2", n)
-			}
 			// A restart serves the imported chain.
-			m2, err := OpenDir(dir, nil)
+			m2, err := Open(dir, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -366,13 +340,13 @@ func TestImportBadChangesNothing(t *testing.T) {
 		{"unreadable key", leaf.pem, []byte("-----BEGIN EC PRIVATE KEY-----\naGVsbG8=\n-----END EC PRIVATE KEY-----\n"), ErrBadKey, "export the key again"},
 	}
 
-	dir := t.TempDir()
-	m, err := OpenDir(dir, []string{"localhost"})
+	dir := &memStorage{}
+	m, err := Open(dir, []string{"localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := serve(t, m.TLSConfig())
-	files := snapshot(t, dir)
+	files := dir.snapshot()
 	served := servedFingerprint(t, addr)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -383,7 +357,7 @@ func TestImportBadChangesNothing(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.hint) {
 				t.Errorf("message %q does not contain %q", err, tc.hint)
 			}
-			if !sameFiles(files, snapshot(t, dir)) {
+			if !sameFiles(files, dir.snapshot()) {
 				t.Error("a refused import changed the files")
 			}
 			if got := servedFingerprint(t, addr); got != served || m.Info().SHA256 != served {
@@ -399,11 +373,11 @@ type failingStorage struct{ Storage }
 func (failingStorage) Save([]byte, []byte) error { return errors.New("disk full") }
 
 func TestImportSaveFailureChangesNothing(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := OpenDir(dir, []string{"localhost"}); err != nil {
+	dir := &memStorage{}
+	if _, err := Open(dir, []string{"localhost"}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := Open(failingStorage{Dir(dir)}, nil)
+	m, err := Open(failingStorage{dir}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,14 +397,14 @@ func TestImportSaveFailureChangesNothing(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
-	dir := t.TempDir()
-	m, err := OpenDir(dir, []string{"localhost"})
+	dir := &memStorage{}
+	m, err := Open(dir, []string{"localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := serve(t, m.TLSConfig())
 	// Another writer (e.g. a configuration import) replaces the files.
-	other, err := OpenDir(dir, nil)
+	other, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +421,8 @@ func TestReload(t *testing.T) {
 		t.Errorf("after Reload the server presents %s, want %s", got, other.Info().SHA256)
 	}
 	// Damaged files: Reload fails and the current certificate stays.
-	if err := os.WriteFile(filepath.Join(dir, KeyFile), []byte("junk"), 0o600); err != nil {
+	cert, _, _ := dir.Load()
+	if err := dir.Save(cert, []byte("junk")); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Reload(); !errors.Is(err, ErrNoKey) {
@@ -460,11 +435,11 @@ func TestReload(t *testing.T) {
 
 func TestTLSConfigPolicy(t *testing.T) {
 	pki := newPKI(t)
-	ecdsaMgr, err := OpenDir(t.TempDir(), []string{"localhost"})
+	ecdsaMgr, err := Open(&memStorage{}, []string{"localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsaMgr, err := OpenDir(t.TempDir(), []string{"localhost"})
+	rsaMgr, err := Open(&memStorage{}, []string{"localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,7 +529,7 @@ func TestTLSConfigPolicy(t *testing.T) {
 // TestSwapDuringHandshakes runs handshakes while the certificate changes;
 // with -race it checks the swap is safe for concurrent connections.
 func TestSwapDuringHandshakes(t *testing.T) {
-	m, err := OpenDir(t.TempDir(), []string{"localhost"})
+	m, err := Open(&memStorage{}, []string{"localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,8 +613,8 @@ func TestImportOpenSSLFiles(t *testing.T) {
 		t.Fatal("openssl did not write the key formats this test is about")
 	}
 
-	dir := t.TempDir()
-	m, err := OpenDir(dir, []string{"localhost"})
+	dir := &memStorage{}
+	m, err := Open(dir, []string{"localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,24 @@
-// Package rdp is the gateway side of RDCleanPath, the handshake IronRDP's web
-// client (npm ironrdp-wasm) uses to reach an RDP host through a WebSocket
-// proxy: it owns the DER codec of RDCleanPathPdu, the few X.224/TPKT
-// structures the handshake needs, and Accept, which authorizes the request,
-// connects to the host, performs the X.224 exchange and the TLS handshake,
-// and builds the answer for the browser.
+// Package rdp is the gateway's part of an RDP session from the browser. It
+// owns two things:
 //
-// It must not touch the WebSocket itself, the byte relay that follows the
-// handshake, ticket storage or policy: those belong to the callers. The
-// target host always comes from the Authorizer, never from the browser.
+//   - the RDCleanPath handshake IronRDP's web client (npm ironrdp-wasm) uses
+//     to reach a host through a WebSocket proxy: the DER codec of
+//     RDCleanPathPdu (pdu.go), the X.224/TPKT structures it needs (x224.go),
+//     and Accept (accept.go), which authorizes the request, connects to the
+//     host, performs the X.224 exchange and the TLS handshake, and builds
+//     the answer for the browser;
+//   - the filter on the plaintext RDP stream that follows (filter.go,
+//     mcs.go, cliprdr.go): it reads the MCS channel join, enforces the
+//     session's clipboard directions on the CLIPRDR channel and the
+//     keyboard layout the page asked for (keyboard.go).
+//
+// It also reads the routing token a native client's .rdp file carries in its
+// X.224 Connection Request (routing.go).
+//
+// It must not touch the WebSocket itself, the byte relay around the filter
+// or ticket storage: those belong to the callers, which also decide the
+// policy the filter enforces. The target host always comes from the
+// Authorizer, never from the browser.
 package rdp
 
 import (
