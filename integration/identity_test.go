@@ -109,6 +109,13 @@ func TestIdentityChangeEndsSignInsAndSessions(t *testing.T) {
 			} else if resp.StatusCode != http.StatusOK || code == http.StatusOK {
 				t.Fatalf("after unassigning: resources %d (want 200), launch %d (want a refusal)", resp.StatusCode, code)
 			}
+			if tc.name == "Disable" {
+				// Re-enabling the account does not revive the old cookie.
+				p.do(t, "PUT", "/api/v1/users/alice", with("disabled", false), nil)
+				if code, _ := u.post(t, "/userportal/api/launch/design"); code != http.StatusUnauthorized {
+					t.Fatalf("after re-enabling, the old cookie launches (%d)", code)
+				}
+			}
 		})
 	}
 }
