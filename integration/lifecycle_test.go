@@ -76,10 +76,18 @@ func openIn(t *testing.T, c context.Context, p *portico, id string, rdp bool) {
 		open(t, c, id)
 		return
 	}
-	run(t, c, 20*time.Second, chromedp.Click(fmt.Sprintf(`button.open[data-id=%q]`, id), chromedp.ByQuery),
+	run(t, c, 20*time.Second, clickOpen(id),
 		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
 		chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
 	waitJS(t, c, 60*time.Second, `document.body.dataset.state === 'on'`, id+" RDP session connected")
+}
+
+// clickOpen clicks a resource's Open button from the page's script: the
+// click navigates at once, and chromedp's own Click sometimes reports the
+// vanished node as an error.
+func clickOpen(id string) chromedp.Action {
+	sel := fmt.Sprintf(`button.open[data-id=%q]`, id)
+	return chromedp.Tasks{chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).click(); true`, sel), nil)}
 }
 
 // endedWith waits until the session page in c shows the message of reason.

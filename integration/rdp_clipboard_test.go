@@ -118,7 +118,7 @@ func openXRDP(t *testing.T, p *portico, srv xrdpServer, beforeConnect func(conte
 		}
 	})
 	signIn(t, ctx, p)
-	run(t, ctx, 20*time.Second, chromedp.Click(`button.open[data-id="desk"]`, chromedp.ByQuery),
+	run(t, ctx, 20*time.Second, clickOpen("desk"),
 		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID))
 	if beforeConnect != nil {
 		beforeConnect(ctx)
