@@ -130,8 +130,27 @@ func eventLine(e store.Event) string {
 func sessionLine(s sessions.Info) string {
 	line := fmt.Sprintf("%s → %s (%s) from %s since %s — %d B up, %d B down", s.User, s.Resource, s.Protocol, s.ClientIP,
 		s.Started.Local().Format("15:04:05"), s.BytesUp, s.BytesDown)
-	if s.FilesUp > 0 || s.FilesDown > 0 || s.Blocked > 0 {
-		line += fmt.Sprintf("; files %d B up, %d B down, %d refused", s.FilesUp, s.FilesDown, s.Blocked)
+	if s.FilesUp > 0 || s.FilesDown > 0 || s.Refused > 0 {
+		line += fmt.Sprintf("; files %d B up, %d B down, %d refused", s.FilesUp, s.FilesDown, s.Refused)
 	}
 	return line
+}
+
+// withAffected asks the gateway how many live sessions an action would
+// close (query: user=NAME or resource=ID) and passes the sentence to put
+// in its confirmation ("" when none would).
+func (u *UI) withAffected(query string, then func(note string)) {
+	var out struct{ Count int }
+	u.call("GET", "/api/v1/sessions/affected?"+query, nil, &out, func(err error) {
+		switch {
+		case err != nil:
+			then("")
+		case out.Count == 1:
+			then("\n\n1 live session will close.")
+		case out.Count > 1:
+			then(fmt.Sprintf("\n\n%d live sessions will close.", out.Count))
+		default:
+			then("")
+		}
+	})
 }

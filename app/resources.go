@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,16 +63,18 @@ func newResourcesPage(u *UI) *resourcesPage {
 			return
 		}
 		r := p.rows[p.sel]
-		dialog.ShowConfirm("Remove resource", "Remove "+r.Name+"? Users will no longer see it.", func(ok bool) {
-			if ok {
-				p.u.call("DELETE", "/api/v1/resources/"+r.ID, nil, nil, func(err error) {
-					if err != nil {
-						p.u.showError("Not removed", err)
-					}
-					p.refresh()
-				})
-			}
-		}, p.u.win)
+		p.u.withAffected("resource="+url.QueryEscape(r.ID), func(note string) {
+			dialog.ShowConfirm("Remove resource", "Remove "+r.Name+"? Users will no longer see it."+note, func(ok bool) {
+				if ok {
+					p.u.call("DELETE", "/api/v1/resources/"+r.ID, nil, nil, func(err error) {
+						if err != nil {
+							p.u.showError("Not removed", err)
+						}
+						p.refresh()
+					})
+				}
+			}, p.u.win)
+		})
 	})
 	p.testBtn = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), p.testSelected)
 	selectionActions(p.list, &p.sel, edit, remove, p.testBtn)

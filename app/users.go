@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -153,13 +154,21 @@ func (p *usersPage) resetPassword() {
 		return
 	}
 	name := p.users[p.usel].Username
-	var out struct{ Password string }
-	p.u.call("POST", "/api/v1/users/"+name+"/password", map[string]string{"password": ""}, &out, func(err error) {
-		if err != nil {
-			p.u.showError("Password not reset", err)
-			return
-		}
-		dialog.ShowInformation("New password", fmt.Sprintf("The new password of %s is:\n\n%s\n\nIt is shown only now.", name, out.Password), p.u.win)
+	// A new password ends the user's sign-ins and live sessions: say so.
+	p.u.withAffected("user="+url.QueryEscape(name), func(note string) {
+		dialog.ShowConfirm("Reset password", "Give "+name+" a new generated password? Their portal sign-ins end."+note, func(ok bool) {
+			if !ok {
+				return
+			}
+			var out struct{ Password string }
+			p.u.call("POST", "/api/v1/users/"+name+"/password", map[string]string{"password": ""}, &out, func(err error) {
+				if err != nil {
+					p.u.showError("Password not reset", err)
+					return
+				}
+				dialog.ShowInformation("New password", fmt.Sprintf("The new password of %s is:\n\n%s\n\nIt is shown only now.", name, out.Password), p.u.win)
+			})
+		}, p.u.win)
 	})
 }
 
@@ -188,14 +197,22 @@ func (p *usersPage) remove(kind string, sel int, name func(int) string, n int) {
 		return
 	}
 	id := name(sel)
-	dialog.ShowConfirm("Remove", "Remove "+id+"?", func(ok bool) {
-		if ok {
-			p.u.call("DELETE", "/api/v1/"+kind+"/"+id, nil, nil, func(err error) {
-				if err != nil {
-					p.u.showError("Not removed", err)
-				}
-				p.refresh()
-			})
-		}
-	}, p.u.win)
+	confirm := func(note string) {
+		dialog.ShowConfirm("Remove", "Remove "+id+"?"+note, func(ok bool) {
+			if ok {
+				p.u.call("DELETE", "/api/v1/"+kind+"/"+id, nil, nil, func(err error) {
+					if err != nil {
+						p.u.showError("Not removed", err)
+					}
+					p.refresh()
+				})
+			}
+		}, p.u.win)
+	}
+	if kind != "users" {
+		confirm("")
+		return
+	}
+	// Removing a user ends their sign-ins and live sessions.
+	p.u.withAffected("user="+url.QueryEscape(id), confirm)
 }

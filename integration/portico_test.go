@@ -67,12 +67,12 @@ type portico struct {
 	PID   int    // the gateway process, for benchmarks reading /proc
 }
 
-func startPortico(t testing.TB) *portico {
+func startPortico(t testing.TB, args ...string) *portico {
 	t.Helper()
 	// freePort's ports are free when picked, but other test processes may
 	// take one before the gateway binds it: try again with new ones.
 	for attempt := 1; ; attempt++ {
-		p, logs, ok := tryStartPortico(t)
+		p, logs, ok := tryStartPortico(t, args...)
 		if ok {
 			return p
 		}
@@ -84,7 +84,7 @@ func startPortico(t testing.TB) *portico {
 
 // tryStartPortico starts the gateway on fresh loopback ports and data dir;
 // on failure it returns the gateway's log.
-func tryStartPortico(t testing.TB) (*portico, string, bool) {
+func tryStartPortico(t testing.TB, args ...string) (*portico, string, bool) {
 	t.Helper()
 	bin := gatewayBinary(t)
 	data := t.TempDir()
@@ -92,6 +92,7 @@ func tryStartPortico(t testing.TB) (*portico, string, bool) {
 	cmd := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:"+strconv.Itoa(port),
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		"--dns-addr", "127.0.0.1:0")
+	cmd.Args = append(cmd.Args, args...)
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
 	out, _ := cmd.StdoutPipe()

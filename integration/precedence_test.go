@@ -256,7 +256,7 @@ func TestPrecedenceEnforcedOnTheWire(t *testing.T) {
 					var live []map[string]any
 					p.do(t, "GET", "/api/v1/sessions", nil, &live)
 					for _, s := range live {
-						if s["protocol"] == "vnc" && s["blocked"].(float64) > 0 {
+						if s["protocol"] == "vnc" && s["refused"].(float64) > 0 {
 							return true
 						}
 					}

@@ -257,6 +257,12 @@ func TestRDPClipboardServerToClientOnly(t *testing.T) {
 	if got := xclip(srv.Display); got == "must-not-arrive" {
 		t.Fatal("client clipboard text reached the host although the policy allows server-to-client only")
 	}
+	// The RDP filter reported the refusal to the session's meter.
+	waitFor(t, 15*time.Second, "the refusal counted in the sessions API", func() bool {
+		var live []map[string]any
+		p.do(t, "GET", "/api/v1/sessions", nil, &live)
+		return len(live) == 1 && live[0]["refused"].(float64) > 0
+	})
 }
 
 func TestRDPClipboardClientToServerOnly(t *testing.T) {

@@ -189,7 +189,7 @@ func ssoOffice(t *testing.T) (rdpServer, *portico) {
 func openSignedIn(t *testing.T, ctx context.Context, p *portico, srv rdpServer, id string) {
 	t.Helper()
 	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID))
-	clickOpen(t, ctx, id)
+	openResource(t, ctx, id)
 	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'on' || document.body.dataset.state === 'off'`, "RDP session state")
 	var prompt bool
 	run(t, ctx, 5*time.Second, chromedp.Evaluate(`!document.getElementById('rdp-login').hidden`, &prompt))
@@ -265,7 +265,7 @@ func TestRDPSSOWrongStoredPasswordShowsItsMessage(t *testing.T) {
 		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "stored", "username": "svc", "password": "not-the-password"}}, nil)
 	ctx := browser(t)
 	signIn(t, ctx, p)
-	clickOpen(t, ctx, "stored")
+	openResource(t, ctx, "stored")
 	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'off'`, "refused sign-in shown")
 	var msg string
 	run(t, ctx, 5*time.Second, chromedp.Text(`#overlay-msg`, &msg, chromedp.ByID))
@@ -289,7 +289,7 @@ func TestRDPSSONLAHostWithoutStoredPassword(t *testing.T) {
 		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "stored", "username": "svc"}}, nil)
 	ctx := browser(t)
 	signIn(t, ctx, p)
-	clickOpen(t, ctx, "stored")
+	openResource(t, ctx, "stored")
 	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'off'`, "missing password shown")
 	var msg string
 	run(t, ctx, 5*time.Second, chromedp.Text(`#overlay-msg`, &msg, chromedp.ByID))
@@ -298,9 +298,9 @@ func TestRDPSSONLAHostWithoutStoredPassword(t *testing.T) {
 	}
 }
 
-// clickOpen clicks a resource's Open button once the page's script is
+// openResource clicks a resource's Open button once the page's script is
 // ready for it, and waits for the session page.
-func clickOpen(t *testing.T, ctx context.Context, id string) {
+func openResource(t *testing.T, ctx context.Context, id string) {
 	t.Helper()
 	sel := fmt.Sprintf(`button.open[data-id=%q]`, id)
 	run(t, ctx, 20*time.Second, chromedp.WaitVisible(sel, chromedp.ByQuery))
@@ -322,7 +322,7 @@ func TestRDPSSOXrdpTLSOnlyOpensWithoutLoginScreen(t *testing.T) {
 	exec.Command("xsetroot", "-display", srv.Display, "-solid", "#c00000").Run()
 	ctx := browser(t)
 	signIn(t, ctx, p)
-	clickOpen(t, ctx, "desk")
+	openResource(t, ctx, "desk")
 	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'on'`, "xrdp session connected")
 	// Nothing is typed: the VNC backend behind xrdp's login is reached.
 	waitFor(t, 30*time.Second, "xrdp's VNC backend connected without its login screen", func() bool {
@@ -348,7 +348,7 @@ func TestRemoteAppBrowserSessionSetsTheInitialProgram(t *testing.T) {
 		"remoteApp": map[string]any{"program": "||xterm", "path": "/usr/bin/xterm", "args": "-title portico", "workDir": "/tmp"}}, nil)
 	ctx := browser(t)
 	signIn(t, ctx, p)
-	clickOpen(t, ctx, "term")
+	openResource(t, ctx, "term")
 	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'on'`, "xrdp session connected")
 	waitFor(t, 20*time.Second, "the alternate shell in xrdp's log", func() bool {
 		return strings.Contains(srv.log(), "Client supplied program: /usr/bin/xterm -title portico")

@@ -135,7 +135,7 @@ func TestRDPSessionInTheBrowser(t *testing.T) {
 	signIn(t, ctx, p)
 
 	// A wrong password gets its own message.
-	run(t, ctx, 20*time.Second, chromedp.Click(`button.open[data-id="office"]`, chromedp.ByQuery),
+	run(t, ctx, 20*time.Second, clickOpen("office"),
 		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
 		chromedp.SendKeys(`#rdp-pass`, "wrong", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
 	waitJS(t, ctx, 30*time.Second, `document.body.dataset.state === 'off'`, "RDP sign-in failure shown")
@@ -146,7 +146,7 @@ func TestRDPSessionInTheBrowser(t *testing.T) {
 	}
 
 	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID), chromedp.WaitReady(portalReady, chromedp.ByQuery),
-		chromedp.Click(`button.open[data-id="office"]`, chromedp.ByQuery),
+		clickOpen("office"),
 		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
 		chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
 	waitJS(t, ctx, 40*time.Second, `document.body.dataset.state === 'on'`, "RDP session connected")
@@ -191,7 +191,7 @@ func TestRDPSessionInTheBrowser(t *testing.T) {
 		"port": srv.Port, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "ask", "username": "test"},
 		"hostKey": strings.Repeat("AB:", 31) + "AB"}, nil)
 	run(t, ctx, 20*time.Second, chromedp.Navigate(p.URL+"/userportal/"), chromedp.WaitVisible(`#home`, chromedp.ByID), chromedp.WaitReady(portalReady, chromedp.ByQuery),
-		chromedp.Click(`button.open[data-id="office"]`, chromedp.ByQuery),
+		clickOpen("office"),
 		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
 		chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
 	waitJS(t, ctx, 30*time.Second, `document.body.dataset.state === 'off'`, "changed certificate refused")
@@ -209,7 +209,7 @@ func TestRDPUnreachableHostMessage(t *testing.T) {
 		"port": closed, "groups": []string{"staff"}, "credentials": map[string]any{"mode": "ask", "username": "test"}}, nil)
 	ctx := browser(t)
 	signIn(t, ctx, p)
-	run(t, ctx, 20*time.Second, chromedp.Click(`button.open[data-id="gone"]`, chromedp.ByQuery),
+	run(t, ctx, 20*time.Second, clickOpen("gone"),
 		chromedp.WaitVisible(`#rdp-pass`, chromedp.ByID),
 		chromedp.SendKeys(`#rdp-pass`, "test", chromedp.ByID), chromedp.Click(`#rdp-form button[type=submit]`, chromedp.ByQuery))
 	waitJS(t, ctx, 30*time.Second, `document.body.dataset.state === 'off'`, "unreachable host shown")

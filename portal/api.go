@@ -145,6 +145,8 @@ type sessionView struct {
 	GatewaySignsIn bool
 	// Keyboards are the keyboard layouts the RDP page offers.
 	Keyboards []rdp.KeyboardLayout
+	// Messages is the page's vocabulary (JSON of Messages), by reason.
+	Messages string
 }
 
 // sessionPage renders the page that runs the protocol's web client. The
@@ -165,6 +167,7 @@ func (p *Portal) sessionPage(w http.ResponseWriter, r *http.Request) {
 		Resource:  resourceView{ID: res.ID, Name: res.Name, Icon: res.Icon, Kind: string(res.Kind), Protocol: string(res.Protocol)},
 		Clipboard: d.Clipboard, FileTransfer: d.FileTransfer,
 		ClipToServer: d.Clipboard.ClientToServer(), ClipToClient: d.Clipboard.ServerToClient(),
+		Messages: messagesJSON(string(res.Protocol)),
 	}
 	v.ClipPanel = res.Protocol != config.ProtocolSSH && (v.ClipToServer || v.ClipToClient)
 	// SSH sessions have a file panel through SFTP, RDP sessions through

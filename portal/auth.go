@@ -96,6 +96,10 @@ type SessionStore struct {
 	// secrets holds each live sign-in's password, sealed in memory,
 	// for RDP resources that sign in with the portal sign-in.
 	secrets *signInSecrets
+	// revokedSince reports whether a user's identity changed at or after a
+	// sign-in's creation (sessions.Registry.RevokedSince); such a sign-in
+	// is over. Nil revokes nothing.
+	revokedSince func(user string, created time.Time) bool
 }
 
 // NewSessionStore returns a session store over st. epochs returns the
@@ -160,7 +164,8 @@ func (ss *SessionStore) ByID(id string) *Session {
 	}
 	now := ss.now()
 	ss.mu.Lock()
-	expired := now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout || ss.revoked(s)
+	expired := now.Sub(s.LastSeen) > IdleTimeout || now.Sub(s.Created) > AbsoluteTimeout || ss.revoked(s) ||
+		(ss.revokedSince != nil && ss.revokedSince(s.User, s.Created))
 	persist := !expired && now.Sub(s.LastSeen) > touchEvery
 	if !expired {
 		s.LastSeen = now

@@ -140,7 +140,7 @@ func (p *Portal) fileSession(w http.ResponseWriter, r *http.Request) (*Session, 
 		return nil, nil
 	}
 	if fs.files == nil {
-		fs.sess.Blocked().Add(1)
+		fs.sess.Refuse()
 		p.audit(store.Event{Type: "file.refused", User: s.User, ClientIP: fs.clientIP, Resource: fs.resource, Detail: r.Method + " " + r.URL.Path + ": file transfer is not available in this session"})
 		writeJSONError(w, http.StatusForbidden, "File transfer is not allowed (or not available) for this session.")
 		return nil, nil
@@ -154,7 +154,7 @@ func (p *Portal) fileRefused(w http.ResponseWriter, s *Session, fs *fileSession,
 	switch {
 	case errDirection(err):
 		code, msg = http.StatusForbidden, what+" refused: file transfer in this direction is not allowed for this session."
-		fs.sess.Blocked().Add(1)
+		fs.sess.Refuse()
 	case errors.Is(err, rdpdr.ErrQuota):
 		code, msg = http.StatusRequestEntityTooLarge, what+" refused: the file does not fit in this session's drive. Delete files there or upload a smaller one."
 	case errors.Is(err, rdpdr.ErrBadName):

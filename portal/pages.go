@@ -12,6 +12,7 @@ import (
 
 	"portico/service/config"
 	"portico/service/directory"
+	"portico/service/sessions"
 	"portico/service/signin"
 	"portico/service/store"
 )
@@ -413,7 +414,10 @@ func (p *Portal) signOut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.sessions.Delete(s.ID())
-		p.audit(store.Event{Type: "signout", User: s.User, ClientIP: p.clientIP(r)})
+		// Signing out ends the sessions opened from this sign-in, in every
+		// tab and native tunnel; their pages say "You signed out".
+		n := p.endSignIn(s.ID(), sessions.ReasonSignedOut)
+		p.audit(store.Event{Type: "signout", User: s.User, ClientIP: p.clientIP(r), Detail: fmt.Sprintf("%d live sessions closed", n)})
 	}
 	http.SetCookie(w, p.cookie(r, cookieName(r), "", -1))
 	http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)

@@ -24,6 +24,7 @@ import (
 	"portico/service/config"
 	"portico/service/detect"
 	"portico/service/directory"
+	sshrelay "portico/service/relay/ssh"
 	"portico/service/secret"
 	"portico/service/sessions"
 	"portico/service/signin"
@@ -74,6 +75,9 @@ type Deps struct {
 	DriveDir string
 	// DriveQuota caps one session's drive in bytes; 0: DefaultDriveQuota.
 	DriveQuota int64
+	// KeepAlive is how often browser WebSockets are pinged and SSH hosts
+	// probed; zero is DefaultKeepAlive.
+	KeepAlive time.Duration
 }
 
 // DefaultDriveQuota is the size of an RDP session's drive unless Deps
@@ -95,6 +99,8 @@ type Portal struct {
 	mux           *http.ServeMux
 	relays        relayState
 	lists         listCache // rendered resource lists (pages.go)
+	// ended keeps why recent sessions ended, for their pages to ask.
+	ended *ended
 }
 
 // New builds the portal.
@@ -103,7 +109,7 @@ func New(d Deps) *Portal {
 		d.Logger = slog.Default()
 	}
 	if d.Dial == nil {
-		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAliveConfig: sshrelay.TCPKeepAlive}
 		d.Dial = dialer.DialContext
 	}
 	if d.AssetURL == nil {
@@ -129,6 +135,14 @@ func New(d Deps) *Portal {
 		guard:         d.Guard,
 		checkPassword: directory.CheckPassword,
 		mux:           http.NewServeMux(),
+		ended:         newEnded(),
+	}
+	if d.Sessions != nil {
+		// An identity change (disabled, removed, password reset, groups
+		// changed) ends the user's portal sign-ins at once; the registry
+		// ends their live sessions.
+		d.Sessions.OnRevoke(p.sessions.DeleteUser)
+		p.sessions.revokedSince = d.Sessions.RevokedSince
 	}
 	if p.guard == nil {
 		p.guard = signin.NewGuard(signin.Options{})
@@ -183,6 +197,8 @@ func (p *Portal) routes() {
 		m.Handle("POST /api/detect/probe", detect.ProbeHandler(p.Nonces))
 	}
 	m.HandleFunc("GET /client/{name}", p.clientDownload)
+	m.HandleFunc("GET /api/live-sessions", p.apiLiveSessions)
+	m.HandleFunc("GET /api/session-end/{page}", p.apiSessionEnd)
 	p.relayRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.", "")

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -111,9 +110,15 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 		signedInAs = how
 		return rdp.Target{Addr: net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port)), CheckCert: p.rdpCertPin(o.res), SignIn: in}, nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	conn, err := rdp.Options{}.Connect(ctx, first, auth, func(ctx context.Context, addr string) (net.Conn, error) { return p.Dial(ctx, "tcp", addr) })
+	var failed error
+	auth = rdpAuth(auth, &failed)
+	conn, err := rdp.Options{}.Connect(context.Background(), first, auth, func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := p.Dial(ctx, "tcp", addr)
+		if err != nil {
+			failed = ending(sessions.ReasonHostUnreachable, err)
+		}
+		return c, err
+	})
 	resp, host := conn.Resp, conn.Host
 	if len(resp) > 0 {
 		if _, werr := stream.Write(resp); werr != nil && host != nil {
@@ -122,6 +127,13 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if host == nil {
+		// IronRDP shows the RDCleanPath error itself; the page also asks
+		// the gateway for the reason (the close code stays inside wasm).
+		reason := reasonOf(failed, sessions.ReasonHostUnreachable)
+		if errors.Is(err, rdp.ErrCertificateRejected) {
+			reason = sessions.ReasonHostIdentity
+		}
+		p.ended.record(pageID(r), reason)
 		if granted != nil {
 			detail := "RDP: " + err.Error()
 			if signedInAs != "" {
@@ -129,45 +141,67 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 			}
 			p.audit(store.Event{Type: "session.fail", User: s.User, ClientIP: ip, Resource: granted.res.ID, Detail: detail})
 		}
-		closeWS(ws, websocket.CloseNormalClosure, "")
+		closeWS(ws, reason.Code(), string(reason))
 		return
 	}
-	var once sync.Once
-	sess, end := p.register(granted, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
-	// The clipboard policy is enforced on the plaintext RDP stream, not only in the page.
-	logon := conn.Logon
-	if shell, dir := rdpInitialProgram(granted.res); shell != "" {
-		if logon == nil {
-			logon = &rdp.Logon{}
+	p.runSession(granted, pageID(r), &wsClient{ws: ws}, func(ctx context.Context, m *sessions.Session) error {
+		p.keepWS(ctx, ws)
+		logon := conn.Logon
+		if shell, dir := rdpInitialProgram(granted.res); shell != "" {
+			if logon == nil {
+				logon = &rdp.Logon{}
+			}
+			logon.AlternateShell, logon.WorkDir = shell, dir
 		}
-		logon.AlternateShell, logon.WorkDir = shell, dir
-	}
-	if logon != nil && signedInAs != "" {
-		how := "TLS, Client Info autologon"
-		if logon.HostProtocol == rdp.ProtocolHybrid {
-			how = "NLA by the gateway"
+		if logon != nil {
+			// The filter zeroes them at the Client Info PDU, unless the
+			// session ends before it.
+			defer logon.Creds.Zero()
 		}
-		p.audit(store.Event{Type: "session.signin", User: s.User, ClientIP: ip, Resource: granted.res.ID,
-			Detail: fmt.Sprintf("RDP session %s: the gateway signed in with the %s (%s)", sess.ID(), signedInAs, how)})
+		if logon != nil && signedInAs != "" {
+			how := "TLS, Client Info autologon"
+			if logon.HostProtocol == rdp.ProtocolHybrid {
+				how = "NLA by the gateway"
+			}
+			p.audit(store.Event{Type: "session.signin", User: s.User, ClientIP: ip, Resource: granted.res.ID,
+				Detail: fmt.Sprintf("RDP session %s: the gateway signed in with the %s (%s)", m.ID(), signedInAs, how)})
+		}
+		// The clipboard and file-transfer policies are enforced on the
+		// plaintext RDP stream, not only in the page.
+		pol := rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer,
+			KeyboardLayout: keyboardLayout(r), Logon: logon, Refused: m.Refuse}
+		fsess := newFileSession(granted, m)
+		if drive := p.openDrive(granted, m); drive != nil {
+			defer drive.Close()
+			client := rdpdr.NewClient(drive, "PORTICO", p.Logger)
+			defer client.Close()
+			pol.Drive = client
+			fsess.files = driveFiles{drive}
+		}
+		if id := r.URL.Query().Get("files"); pageIDPattern.MatchString(id) {
+			defer p.relays.files.put(granted.ticket.PortalSession, id, fsess)()
+		}
+		backend := newHostSide(host, m)
+		filtered := rdp.NewFilter(pol, p.Logger).Wrap(backend)
+		err := relay.Pipe(ctx, stream, filtered, nil)
+		return backend.reason(err)
+	})
+}
+
+// rdpAuth wraps the ticket check so a refused ticket gives the session
+// its reason.
+func rdpAuth(auth func(context.Context, string) (rdp.Target, error), failed *error) func(context.Context, string) (rdp.Target, error) {
+	return func(ctx context.Context, token string) (rdp.Target, error) {
+		t, err := auth(ctx, token)
+		if err != nil {
+			if errors.Is(err, rdp.ErrForbidden) {
+				*failed = ending(sessions.ReasonAccessRemoved, err)
+			} else {
+				*failed = ending(sessions.ReasonTicket, err)
+			}
+		}
+		return t, err
 	}
-	pol := rdp.Policy{Clipboard: granted.decision.Clipboard, FileTransfer: granted.decision.FileTransfer, KeyboardLayout: keyboardLayout(r), Logon: logon}
-	fsess := newFileSession(granted, sess)
-	if drive := p.openDrive(granted, sess); drive != nil {
-		defer drive.Close()
-		client := rdpdr.NewClient(drive, "PORTICO", p.Logger)
-		defer client.Close()
-		pol.Drive = client
-		fsess.files = driveFiles{drive}
-	}
-	if id := r.URL.Query().Get("page"); pageIDPattern.MatchString(id) {
-		defer p.relays.files.put(granted.ticket.PortalSession, id, fsess)()
-	}
-	filtered := rdp.NewFilter(pol, p.Logger).Wrap(host)
-	err = relay.Pipe(ctx, stream, &countingConn{Conn: filtered, up: sess.Up(), down: sess.Down()}, nil)
-	if logon != nil {
-		logon.Creds.Zero() // the filter did at the Client Info PDU, unless the session ended before it
-	}
-	end(err)
 }
 
 // openDrive makes the session's Portico drive when its file-transfer set
@@ -185,7 +219,7 @@ func (p *Portal) openDrive(o *opened, sess *sessions.Session) *rdpdr.Drive {
 	var refused atomic.Int64
 	t := o.ticket
 	drive.Meter.Refused = func(what string) {
-		sess.Blocked().Add(1)
+		sess.Refuse()
 		// The first refusals are audited one by one; a host that keeps
 		// trying is counted in the session's refusals only.
 		if n := refused.Add(1); n <= maxAuditedHostRefusals {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -55,6 +55,7 @@ type opened struct {
 func (p *Portal) refuseRelay(w http.ResponseWriter, r *http.Request, code int, user, reason, msg string) {
 	// Anyone can present a bad ticket: aggregated like refused sign-ins.
 	p.auditRefusal(store.Event{Type: "ticket.refused", User: user, ClientIP: p.clientIP(r), Detail: reason})
+	p.ended.record(pageID(r), refusalReason(msg))
 	http.Error(w, msg, code)
 }
 
@@ -147,33 +148,12 @@ func (p *Portal) originAllowed(r *http.Request) bool {
 	return false
 }
 
-// register adds the session to the live registry and audits its start; the
-// returned end function audits the end with the byte counts.
-func (p *Portal) register(o *opened, cancel func(string)) (*sessions.Session, func(error)) {
-	t := o.ticket
-	sess, remove := p.Sessions.Add(sessions.Info{User: t.User, Resource: o.res.ID, Protocol: string(o.res.Protocol), Via: o.via, ClientIP: t.ClientIP, ReportedIP: t.ReportedIP}, cancel)
-	kind := string(o.res.Protocol)
-	if o.via != "" {
-		kind = "native " + kind + " (" + o.via + ")"
-	}
-	p.audit(store.Event{Type: "session.start", User: t.User, ClientIP: t.ClientIP, ReportedIP: t.ReportedIP, Resource: o.res.ID,
-		Detail: fmt.Sprintf("%s session %s; %s", kind, sess.ID(), strings.Join(o.decision.Explanation, "; "))})
-	return sess, func(err error) {
-		remove()
-		detail := fmt.Sprintf("session %s ended: %d bytes up, %d bytes down", sess.ID(), sess.Up().Load(), sess.Down().Load())
-		if err != nil {
-			detail += ": " + err.Error()
-		}
-		p.audit(store.Event{Type: "session.end", User: t.User, ClientIP: t.ClientIP, Resource: o.res.ID, Detail: detail})
-	}
-}
-
 // dialHost opens the TCP connection to the resource's host.
 func (p *Portal) dialHost(ctx context.Context, res config.Resource) (net.Conn, error) {
 	addr := net.JoinHostPort(res.Host, strconv.Itoa(res.Port))
 	c, err := p.Dial(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("the host %s is unreachable: %w", res.Name, err)
+		return nil, ending(sessions.ReasonHostUnreachable, fmt.Errorf("the host %s is unreachable: %w", res.Name, err))
 	}
 	return c, nil
 }
@@ -233,25 +213,33 @@ func (p *Portal) relayVNC(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var once sync.Once
-	sess, end := p.register(o, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
-	host, err := p.dialHost(ctx, o.res)
-	if err != nil {
-		closeWS(ws, websocket.CloseTryAgainLater, err.Error())
-		end(err)
-		return
-	}
-	backend := &countingConn{Conn: host, up: sess.Up(), down: sess.Down()}
-	err = vnc.Proxy(ctx, relay.NewStream(ws), backend, vnc.Options{Password: password, Clipboard: o.decision.Clipboard, Logger: p.Logger,
+	p.runSession(o, pageID(r), &wsClient{ws: ws}, func(ctx context.Context, m *sessions.Session) error {
+		host, err := p.dialHost(ctx, o.res)
+		if err != nil {
+			return err
+		}
+		p.keepWS(ctx, ws)
+		return p.proxyVNC(ctx, relay.NewStream(ws), host, password, o, m)
+	})
+}
+
+// proxyVNC relays RFB between a client (browser stream or native tunnel)
+// and the host, reporting bytes and refused clipboard transfers to m.
+func (p *Portal) proxyVNC(ctx context.Context, c io.ReadWriteCloser, host net.Conn, password string, o *opened, m *sessions.Session) error {
+	backend := newHostSide(host, m)
+	err := vnc.Proxy(ctx, c, backend, vnc.Options{Password: password, Clipboard: o.decision.Clipboard, Logger: p.Logger,
 		OnCutText: func(_ vnc.Direction, _ int, allowed bool) {
 			if !allowed {
-				sess.Blocked().Add(1)
+				m.Refuse()
 			}
 		}})
-	if err != nil && !errors.Is(err, context.Canceled) {
-		closeWS(ws, websocket.CloseInternalServerErr, err.Error())
+	var ae *vnc.AuthError
+	if errors.As(err, &ae) {
+		return ending(sessions.ReasonCredentials, err)
 	}
-	end(err)
+	return backend.reason(err)
 }
+
+// pageID is the session page's ID for this connection attempt, under
+// which the reason the session ends is kept for the page to ask.
+func pageID(r *http.Request) string { return r.URL.Query().Get("page") }

@@ -387,7 +387,7 @@ func TestSessionsPerUserLimit(t *testing.T) {
 	}
 	var ends []func()
 	for i := 0; i < 2; i++ {
-		_, end := e.p.Sessions.Add(sessions.Info{User: "alice", Resource: "ws1", Protocol: "vnc"}, func(string) {})
+		_, end := e.p.Sessions.Add(sessions.Info{User: "alice", Resource: "ws1", Protocol: "vnc"}, func(sessions.Reason) {})
 		ends = append(ends, end)
 	}
 	if code, body := launch(); code != http.StatusTooManyRequests || !strings.Contains(body, "2 sessions open") {

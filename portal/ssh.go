@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -15,6 +14,7 @@ import (
 	"portico/service/config"
 	"portico/service/relay"
 	sshrelay "portico/service/relay/ssh"
+	"portico/service/sessions"
 	"portico/service/store"
 )
 
@@ -49,38 +49,62 @@ func (p *Portal) relaySSH(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var once sync.Once
-	sess, end := p.register(o, func(reason string) { once.Do(func() { closeWS(ws, websocket.CloseGoingAway, reason); cancel() }) })
-	dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
-	client, err := sshrelay.Dial(dctx, net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port)), cred, p.hostKeyPolicy(o.res))
-	dcancel()
-	if err != nil {
-		ws.WriteJSON(map[string]string{"type": "error", "message": err.Error()})
-		closeWS(ws, websocket.CloseTryAgainLater, err.Error())
-		end(err)
-		return
+	p.runSession(o, pageID(r), &wsClient{ws: ws}, func(ctx context.Context, m *sessions.Session) error {
+		dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
+		client, err := sshrelay.Dial(dctx, net.JoinHostPort(o.res.Host, strconv.Itoa(o.res.Port)), cred, p.hostKeyPolicy(o.res))
+		dcancel()
+		if err != nil {
+			return sshDialError(err)
+		}
+		defer client.Close()
+		// The host is probed as the browser is pinged: either one that
+		// stops answering ends the session with its own reason.
+		ctx, stop := context.WithCancelCause(ctx)
+		defer stop(nil)
+		go func() {
+			if err := client.KeepAlive(ctx, p.keepAlive()); err != nil {
+				stop(ending(sessions.ReasonHostSilent, err))
+			}
+		}()
+		p.keepWS(ctx, ws)
+		// The session's file panel is registered even when file transfer is
+		// off, so its requests get "not allowed" rather than "session ended".
+		fsess := newFileSession(o, m)
+		if files, err := client.Files(o.decision.FileTransfer); err == nil {
+			fsess.files = sftpFiles{files}
+			defer files.Close()
+		} else if !errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
+			p.Logger.Warn("SFTP unavailable", "resource", o.res.ID, "err", err)
+		}
+		defer p.relays.files.put(o.ticket.PortalSession, m.ID(), fsess)()
+		ws.WriteJSON(map[string]string{"type": "session", "id": m.ID()})
+		err = client.Terminal(ctx, &countingMessages{MessageConn: ws, up: m.Up(), down: m.Down()}, cols, rows)
+		if cause := context.Cause(ctx); cause != nil && reasonOf(cause, "") != "" {
+			return cause
+		}
+		if err == nil {
+			// The shell exited (the page got its status) or the browser
+			// closed the session.
+			return ending(sessions.ReasonHostEnded, errors.New("the remote shell exited or the browser closed the session"))
+		}
+		if errors.Is(err, sshrelay.ErrBrowserLost) {
+			return ending(sessions.ReasonNetwork, err)
+		}
+		return ending(sessions.ReasonHostEnded, err)
+	})
+}
+
+// sshDialError gives a failed SSH connection its Reason.
+func sshDialError(err error) error {
+	switch {
+	case errors.Is(err, sshrelay.ErrUnreachable):
+		return ending(sessions.ReasonHostUnreachable, err)
+	case errors.Is(err, sshrelay.ErrAuthFailed):
+		return ending(sessions.ReasonCredentials, err)
+	case errors.Is(err, sshrelay.ErrHostKeyChanged):
+		return ending(sessions.ReasonHostIdentity, err)
 	}
-	defer client.Close()
-	// The session's file panel is registered even when file transfer is
-	// off, so its requests get "not allowed" rather than "session ended".
-	fsess := newFileSession(o, sess)
-	if files, err := client.Files(o.decision.FileTransfer); err == nil {
-		fsess.files = sftpFiles{files}
-		defer files.Close()
-	} else if !errors.Is(err, sshrelay.ErrDirectionNotAllowed) {
-		p.Logger.Warn("SFTP unavailable", "resource", o.res.ID, "err", err)
-	}
-	defer p.relays.files.put(o.ticket.PortalSession, sess.ID(), fsess)()
-	ws.WriteJSON(map[string]string{"type": "session", "id": sess.ID()})
-	err = client.Terminal(ctx, &countingMessages{MessageConn: ws, up: sess.Up(), down: sess.Down()}, cols, rows)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		closeWS(ws, websocket.CloseNormalClosure, err.Error())
-	} else {
-		closeWS(ws, websocket.CloseNormalClosure, "session ended")
-	}
-	end(err)
+	return ending(sessions.ReasonHostUnreachable, err)
 }
 
 // countingMessages counts terminal bytes through a MessageConn.

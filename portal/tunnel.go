@@ -9,14 +9,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"portico/service/config"
 	"portico/service/native"
 	"portico/service/policy"
 	"portico/service/relay"
-	"portico/service/relay/vnc"
+	"portico/service/sessions"
 	"portico/service/store"
 	"portico/service/tunnel"
 )
@@ -88,21 +87,16 @@ func (p *Portal) OpenTunnel(ctx context.Context, r tunnel.Request) (*tunnel.Open
 		return nil, err
 	}
 	serve := func(ctx context.Context, client io.ReadWriteCloser) error {
-		ctx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
-		var once sync.Once
-		sess, end := p.register(o, func(reason string) {
-			once.Do(func() { cancel(errors.New(reason)); client.Close() })
+		// The tunnel's own ctx (gateway shutdown) ends the session too.
+		stop := context.AfterFunc(ctx, func() { client.Close() })
+		defer stop()
+		return p.runSession(o, "", tunnelClient{client}, func(ctx context.Context, m *sessions.Session) error {
+			if res.Protocol == config.ProtocolVNC {
+				return p.proxyVNC(ctx, client, host, password, o, m)
+			}
+			backend := newHostSide(host, m)
+			return backend.reason(relay.Pipe(ctx, client, backend, nil))
 		})
-		backend := &countingConn{Conn: host, up: sess.Up(), down: sess.Down()}
-		var err error
-		if res.Protocol == config.ProtocolVNC {
-			err = vnc.Proxy(ctx, client, backend, vnc.Options{Password: password, Clipboard: o.decision.Clipboard, Logger: p.Logger})
-		} else {
-			err = relay.Pipe(ctx, client, backend, nil)
-		}
-		end(err)
-		return err
 	}
 	return &tunnel.Opened{Protocol: string(res.Protocol), Serve: serve, Abort: func() { host.Close() }}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kardianos/service"
 
@@ -58,6 +59,8 @@ func main() {
 // flags are the options shared by the commands.
 type flags struct {
 	dataDir, httpsAddr, httpAddr, adminAddr, dnsAddr, adminPassword, logLevel string
+	// keepAlive is the session keep-alive interval (portal.DefaultKeepAlive).
+	keepAlive time.Duration
 }
 
 func newFlagSet(name string, f *flags, stderr io.Writer) *flag.FlagSet {
@@ -70,6 +73,7 @@ func newFlagSet(name string, f *flags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.dnsAddr, "dns-addr", "", "native-client detection DNS responder address, UDP and TCP (default: stored setting detect.dnsListen, :8053)")
 	fs.StringVar(&f.adminPassword, "admin-password", os.Getenv("PORTICO_ADMIN_PASSWORD"), "first-run admin password (default: generated and printed once)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&f.keepAlive, "keepalive", portal.DefaultKeepAlive, "how often live sessions ping the browser and probe SSH hosts; a peer silent for 2.5 intervals ends its session")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -279,7 +283,7 @@ func (p *program) run(ctx context.Context) error {
 	g, err := gateway.New(gateway.Options{
 		DataDir: p.f.dataDir, HTTPSAddr: p.f.httpsAddr, HTTPAddr: p.f.httpAddr, AdminAddr: p.f.adminAddr, DNSAddr: p.f.dnsAddr,
 		AdminPassword: p.f.adminPassword, Version: version, Logger: p.log, Out: p.out, Service: !service.Interactive(),
-		Portal: newPortal,
+		Portal: func(parts gateway.Parts) http.Handler { return newPortal(parts, p.f.keepAlive) },
 	})
 	if err != nil {
 		return err
@@ -289,7 +293,7 @@ func (p *program) run(ctx context.Context) error {
 
 // newPortal builds the User Portal from the gateway's parts and the
 // embedded web assets.
-func newPortal(parts gateway.Parts) http.Handler {
+func newPortal(parts gateway.Parts, keepAlive time.Duration) http.Handler {
 	web := assets.New()
 	if !web.VendorBuilt() {
 		parts.Logger.Warn("the browser clients are not built into this binary: sessions cannot open in the browser (build with make build)")
@@ -298,7 +302,7 @@ func newPortal(parts gateway.Parts) http.Handler {
 		Live: parts.Live, Store: parts.Store, Secrets: parts.Secrets, Sessions: parts.Sessions, Logger: parts.Logger,
 		Static: web, AssetURL: web.URL, VendorBuilt: web.VendorBuilt,
 		Nonces: parts.Nonces, Fingerprint: func() string { return parts.Certs.Info().SHA256 }, DetectDNS: parts.DetectDNS,
-		ClientDirs: clientDirs(parts.DataDir), Guard: parts.Guard, DriveDir: filepath.Join(parts.DataDir, "drives"),
+		ClientDirs: clientDirs(parts.DataDir), Guard: parts.Guard, DriveDir: filepath.Join(parts.DataDir, "drives"), KeepAlive: keepAlive,
 	})
 }
 

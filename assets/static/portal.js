@@ -113,6 +113,25 @@ if (ipURL) {
   })();
 }
 
+// Sign-out closes this sign-in's live sessions in every tab: say so first.
+const signOut = document.querySelector('form[action$="/signout"]');
+signOut?.addEventListener('submit', async (ev) => {
+  if (signOut.dataset.confirmed) return;
+  ev.preventDefault();
+  let n = 0;
+  try {
+    const r = await fetch(`${base}/api/live-sessions`, { headers: { Accept: 'application/json' } });
+    n = (await r.json()).count || 0;
+  } catch { /* sign out anyway */ }
+  if (n === 0) { signOut.dataset.confirmed = '1'; signOut.submit(); return; }
+  const box = document.getElementById('signout-confirm');
+  document.getElementById('signout-msg').textContent = n === 1 ? 'Signing out closes your open session.' : `Signing out closes your ${n} open sessions.`;
+  box.hidden = false;
+  document.getElementById('signout-yes').focus();
+});
+document.getElementById('signout-yes')?.addEventListener('click', () => { signOut.dataset.confirmed = '1'; signOut.submit(); });
+document.getElementById('signout-no')?.addEventListener('click', () => { document.getElementById('signout-confirm').hidden = true; });
+
 // The list's buttons work from here on (module scripts run after the page
 // is shown): tests, and anything else that clicks, wait for this.
 document.body.dataset.ready = 'portal';

@@ -75,31 +75,29 @@ const Kind = { General: 0, WrongPassword: 1, LogonFailure: 2, AccessDenied: 3, R
 // RotationUnit.Pixel of DeviceEvent.wheelRotations (not exported either).
 const wheelPixels = 0;
 
-// explain maps an IronRDP error to the page's title and text. nla is set
-// for a failure of connect() with CredSSP on, after the gateway reached
-// the host: freerdp and xrdp answer wrong credentials by closing the
-// connection instead of sending an NLA error code (Windows sends one,
-// which arrives as WrongPassword or LogonFailure), so a plain read error
-// there means the host refused the sign-in.
-function explain(err, nla = false) {
+// explain maps a web-client error to the page's vocabulary (see
+// session.js): what IronRDP knows that the gateway cannot see (NLA runs
+// inside TLS, end to end). freerdp and xrdp answer wrong credentials by
+// closing the connection instead of sending an NLA error code (Windows
+// sends one, which arrives as WrongPassword or LogonFailure), so a plain
+// error there means the host refused the sign-in.
+function explain(err) {
   const kind = typeof err?.kind === 'function' ? err.kind() : -1;
   const d = typeof err?.rdcleanpathDetails === 'function' ? err.rdcleanpathDetails() : undefined;
-  if (kind === Kind.WrongPassword || kind === Kind.LogonFailure) return ['Sign-in failed', 'The remote computer refused the user name or password.'];
-  if (kind === Kind.AccessDenied) return ['Access denied', 'The remote computer does not let this account sign in.'];
+  if (kind === Kind.WrongPassword || kind === Kind.LogonFailure || kind === Kind.AccessDenied) return 'credentials';
   // Set by the gateway when it signs in to the host itself.
-  if (d?.httpStatusCode === 511) return ['Sign-in failed', 'The remote computer refused the stored credentials — ask your administrator.'];
-  if (d?.httpStatusCode === 428) return ['Sign-in not possible', 'The remote computer requires Network Level Authentication and the gateway has no password to sign in with. Ask your administrator; if this resource uses your portal sign-in, sign out of the portal and sign in again.'];
-  if (d?.httpStatusCode === 401 || d?.httpStatusCode === 403) return ['Not allowed', 'The launch ticket was refused (expired or already used). Open the resource again from the portal.'];
-  if (d?.wsaErrorCode === 10061) return ['Host unreachable', 'The remote computer refused the connection: it may be off or not accepting remote desktop connections.'];
-  if (d?.wsaErrorCode === 10060) return ['Host unreachable', 'The remote computer did not answer in time.'];
-  if (d?.wsaErrorCode === 11001) return ['Host unreachable', 'The remote computer\'s name could not be found.'];
+  if (d?.httpStatusCode === 511) return 'stored-credentials';
+  if (d?.httpStatusCode === 428) return 'no-password';
+  if (d?.httpStatusCode === 401) return 'ticket';
+  if (d?.httpStatusCode === 403) return 'access-removed';
+  if (d?.wsaErrorCode !== undefined) return 'host-unreachable';
   // 42 (bad_certificate) is what the gateway reports when the host's
   // certificate is not the one it pinned on first use.
-  if (d?.tlsAlertCode === 42) return ['Certificate changed', 'The remote computer presented a different certificate than the one trusted for it, so the gateway did not connect. Ask your administrator to check the computer; if the change is expected they can forget the pinned certificate.'];
-  if (d?.tlsAlertCode !== undefined) return ['Secure connection failed', `The remote computer ended the TLS handshake (alert ${d.tlsAlertCode}).`];
-  if (nla && kind === Kind.General && !d) return ['Sign-in failed', 'The remote computer closed the connection while checking the user name and password. Check them and try again.'];
-  if (kind === Kind.NegotiationFailure) return ['Cannot connect', 'The remote computer and the gateway could not agree on a security protocol (TLS/NLA needed).'];
-  return ['Cannot connect', 'Sign-in failed or the host closed the connection. Check the user name and password and try again.'];
+  if (d?.tlsAlertCode === 42) return 'host-identity';
+  if (d?.tlsAlertCode !== undefined) return 'host-unreachable';
+  if (kind === Kind.NegotiationFailure) return 'host-unreachable';
+  // A wrong password shows up as the host closing the connection.
+  return 'credentials';
 }
 
 // load imports the backend module and starts its wasm, once per page (a
@@ -134,10 +132,10 @@ export async function start(screen, ticket, ui) {
   const h = Math.max(480, Math.min(1200, Math.round(rect.height) & ~1));
   // The layout travels to the gateway, which writes it into the RDP
   // client data the host uses to pick its keyboard map.
-  // The page ID names this page's file panel: the gateway serves the
-  // session's drive and files API under it (the RDP stream cannot tell
-  // the page a session ID).
-  const proxy = ui.wsURL('rdp', '').replace(/\?.*$/, '') + '?keyboard=' + encodeURIComponent(cred.keyboard) + '&page=' + ui.pageID;
+  // files names this page's Files panel: the gateway serves the session's
+  // drive and files API under it (the RDP stream cannot tell the page a
+  // session ID).
+  const proxy = ui.wsURL('rdp', '') + '&keyboard=' + encodeURIComponent(cred.keyboard) + '&files=' + ui.pageID;
   let session;
   try {
     const b = new SessionBuilder()
@@ -165,8 +163,7 @@ export async function start(screen, ticket, ui) {
     console.error('RDP connect failed:', e?.backtrace?.() ?? e);
     // The error kind, for tests and support (no host detail in it).
     document.body.dataset.rdpErrorKind = String(typeof e?.kind === 'function' ? e.kind() : -1);
-    const [title, msg] = explain(e, ui.credssp);
-    ui.disconnected(title, msg);
+    ui.ended({ connected: false, guess: explain(e) });
     return {};
   }
 
@@ -215,9 +212,10 @@ export async function start(screen, ticket, ui) {
   window.__portico = { session, canvas };
   // "Connected" only once the input handlers are in place and the session
   // loop runs, so anything that waits for it can type at once.
-  session.run().then((info) => ui.disconnected('Disconnected', `The session ended: ${info.reason()}.`))
-    .catch((e) => { console.error('RDP session failed:', e?.backtrace?.() ?? e); const [t, m] = explain(e); ui.disconnected(t, m); });
-  ui.setState('Connected', 'on');
+  // The close code stays inside the wasm client: the page asks the gateway.
+  session.run().then(() => ui.ended({ connected: true }))
+    .catch((e) => { console.error('RDP session failed:', e?.backtrace?.() ?? e); ui.ended({ connected: true }); });
+  ui.connected();
   canvas.focus();
   return {
     sendClipboard(text) {

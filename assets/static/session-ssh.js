@@ -37,23 +37,19 @@ export async function start(screen, ticket, ui) {
   let open = false;
   let exited = false;
 
-  ws.onopen = () => { open = true; ui.setState('Connected', 'on'); term.focus(); };
+  ws.onopen = () => { open = true; ui.connected(); term.focus(); };
   ws.onmessage = (ev) => {
     if (typeof ev.data === 'string') {
       let m;
       try { m = JSON.parse(ev.data); } catch { return; }
       if (m.type === 'session') sid = m.id;
-      if (m.type === 'exit') { exited = true; ui.disconnected('Session ended', `The remote shell exited (status ${m.status}).`); }
-      if (m.type === 'error') ui.disconnected('Cannot connect', m.message);
+      if (m.type === 'exit') { exited = true; ui.ended({ reason: 'host-ended' }); }
       return;
     }
     term.write(new Uint8Array(ev.data));
   };
-  ws.onclose = (ev) => {
-    if (exited) return;
-    if (!open) ui.disconnected('Cannot connect', ev.reason || 'The gateway could not open the session: the host may be down, or your launch ticket expired.');
-    else ui.disconnected('Disconnected', ev.reason || 'The connection to the remote computer was lost. Reconnect to continue.');
-  };
+  // The close code carries the gateway's reason (never its detail).
+  ws.onclose = (ev) => { if (!exited) ui.ended({ code: ev.code, connected: open }); };
   term.onData((d) => { if (ws.readyState === 1) ws.send(enc.encode(d)); });
   term.onBinary((d) => { if (ws.readyState === 1) ws.send(Uint8Array.from(d, (c) => c.charCodeAt(0))); });
   const resize = () => {

@@ -8,23 +8,15 @@ export async function start(screen, ticket, ui) {
   rfb.resizeSession = false;
   rfb.focusOnClick = true;
   let connected = false;
+  let guess = '';
   rfb.addEventListener('connect', () => {
     connected = true;
-    ui.setState('Connected', 'on');
+    ui.connected();
     screen.focus();
   });
-  rfb.addEventListener('disconnect', (ev) => {
-    if (!connected) {
-      ui.disconnected('Cannot connect', 'The gateway could not open the session: the host may be down or refused the sign-in, or your launch ticket expired. Try again.');
-    } else if (ev.detail.clean) {
-      ui.disconnected('Disconnected', 'The session ended.');
-    } else {
-      ui.disconnected('Connection lost', 'The connection to the remote computer was lost. Reconnect to continue.');
-    }
-  });
-  rfb.addEventListener('securityfailure', (ev) => {
-    ui.disconnected('Sign-in failed', ev.detail.reason || 'The host refused the connection.');
-  });
+  // noVNC hides the WebSocket close code: the page asks the gateway why.
+  rfb.addEventListener('disconnect', () => ui.ended({ connected, guess }));
+  rfb.addEventListener('securityfailure', () => { guess = 'credentials'; });
   if (ui.allow.clipToClient) {
     rfb.addEventListener('clipboard', (ev) => ui.remoteClipboard(ev.detail.text));
   }

@@ -8,6 +8,10 @@ const stateEl = document.getElementById('state');
 const overlay = document.getElementById('overlay');
 
 let ticket = new URLSearchParams(location.hash.slice(1)).get('ticket') || '';
+// The vocabulary: what the page says for each reason a session ends
+// (from the gateway, which keeps the technical detail in its log).
+const vocab = JSON.parse(ds.messages || '{}');
+const codes = vocab._codes || {};
 // The ticket is single-use: keep it out of history and reloads.
 history.replaceState(null, '', location.pathname);
 
@@ -17,15 +21,40 @@ export const ui = {
     stateEl.className = 'state ' + cls;
     document.body.dataset.state = cls || 'connecting';
   },
-  disconnected(title, msg) {
-    ui.setState(title, 'off');
-    document.getElementById('overlay-title').textContent = title;
-    document.getElementById('overlay-msg').textContent = msg;
+  // show puts up the overlay with the vocabulary's message for reason.
+  show(reason) {
+    const m = vocab[reason] || vocab.failed || { title: 'Disconnected', text: '' };
+    ui.setState(m.title, 'off');
+    document.body.dataset.reason = reason;
+    document.getElementById('overlay-title').textContent = m.title;
+    document.getElementById('overlay-msg').textContent = m.text;
+    document.getElementById('overlay-retry').hidden = true;
     overlay.hidden = false;
+  },
+  // ended reports the end of the current attempt: code is the WebSocket
+  // close code when the client library shows it, connected whether the
+  // session was up, guess the protocol client's own reason (e.g. RDP's
+  // "credentials" from NLA, which the gateway cannot see). The gateway's
+  // reason wins; without one, a session that was up lost the network.
+  async ended({ code = 0, connected = false, guess = '', reason = '' } = {}) {
+    const attempt = ui.page;
+    if (ended.has(attempt)) return;
+    ended.add(attempt);
+    if (userEnded) { ui.show('user'); return; }
+    reason = reason || codes[code] || await askGateway(attempt);
+    if (!connected && guess && (!reason || reason === 'host-ended' || reason === 'network')) reason = guess;
+    if (!reason) reason = connected ? 'network' : 'host-unreachable';
+    if (vocab[reason]?.reconnect && everConnected) { retry(reason); return; }
+    ui.show(reason);
+  },
+  connected() {
+    everConnected = true;
+    attempts = 0;
+    ui.setState('Connected', 'on');
   },
   wsURL(kind, t) {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${proto}//${location.host}${base}/relay/${kind}?ticket=${encodeURIComponent(t)}`;
+    return `${proto}//${location.host}${base}/relay/${kind}?ticket=${encodeURIComponent(t)}&page=${encodeURIComponent(ui.page)}`;
   },
   remoteClipboard(text) {
     const box = document.getElementById('clip-remote');
@@ -48,25 +77,86 @@ export const ui = {
   pageID: Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join(''),
 };
 
+const ended = new Set();
+let userEnded = false;
+let everConnected = false;
+let attempts = 0;
+let retryTimer = null;
+
+// askGateway asks why the attempt's session ended; a gateway that cannot
+// be reached means the network is gone.
+async function askGateway(attempt) {
+  try {
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 5000);
+    const r = await fetch(`${base}/api/session-end/${encodeURIComponent(attempt)}`, { cache: 'no-store', signal: ctl.signal });
+    const body = await r.json();
+    return body.reason || '';
+  } catch {
+    return 'network';
+  }
+}
+
+// retry counts down to a reconnect with a fresh ticket; Cancel stops it.
+function retry(reason) {
+  ui.show(reason);
+  attempts++;
+  if (attempts > 5) return;
+  let left = Math.min(30, 2 ** attempts + 3);
+  document.body.dataset.state = 'retry';
+  const box = document.getElementById('overlay-retry');
+  const count = document.getElementById('overlay-countdown');
+  box.hidden = false;
+  const tick = () => {
+    count.textContent = `Reconnecting in ${left} s…`;
+    if (left-- <= 0) { retryTimer = null; box.hidden = true; connect(); return; }
+    retryTimer = setTimeout(tick, 1000);
+  };
+  tick();
+}
+document.getElementById('btn-cancel-retry').addEventListener('click', () => {
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  document.getElementById('overlay-retry').hidden = true;
+  document.body.dataset.state = 'off';
+});
+
 async function newTicket() {
   const id = location.pathname.split('/').pop();
-  const r = await fetch(`${base}/api/launch/${encodeURIComponent(id)}`, { method: 'POST', headers: { 'X-CSRF-Token': ds.csrf } });
+  let r;
+  try {
+    r = await fetch(`${base}/api/launch/${encodeURIComponent(id)}`, { method: 'POST', headers: { 'X-CSRF-Token': ds.csrf } });
+  } catch {
+    throw Object.assign(new Error('network'), { reason: 'network' });
+  }
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.error || `launch failed (${r.status})`);
+  if (!r.ok) {
+    const reason = r.status === 401 ? 'signed-out' : r.status === 403 || r.status === 404 ? 'access-removed' : 'failed';
+    throw Object.assign(new Error(reason), { reason });
+  }
   return new URLSearchParams(body.url.split('#')[1]).get('ticket');
 }
 
 let client = null;
 async function connect() {
+  clearTimeout(retryTimer);
   overlay.hidden = true;
+  userEnded = false;
+  ui.page = crypto.randomUUID();
   ui.setState('Connecting…');
   if (!ticket) {
-    try { ticket = await newTicket(); } catch (e) { ui.disconnected('Cannot connect', e.message); return; }
+    try { ticket = await newTicket(); } catch (e) {
+      if (e.reason === 'network' && everConnected) retry('network'); else ui.show(e.reason || 'failed');
+      return;
+    }
   }
   const t = ticket;
   ticket = '';
+  try { client?.disconnect?.(); } catch { /* the old client is gone already */ }
+  const screen = document.getElementById('screen');
+  screen.replaceChildren();
   const mod = await import(new URL(`session-${ds.protocol}.js`, import.meta.url).href);
-  client = await mod.start(document.getElementById('screen'), t, ui);
+  client = await mod.start(screen, t, ui);
 }
 
 function toggle(btnId, panelId) {
@@ -182,9 +272,11 @@ document.getElementById('btn-full').addEventListener('click', () => {
   if (document.fullscreenElement) document.exitFullscreen(); else document.documentElement.requestFullscreen?.();
 });
 document.getElementById('btn-disconnect').addEventListener('click', () => {
+  userEnded = true;
+  clearTimeout(retryTimer);
   client?.disconnect?.();
-  ui.disconnected('Disconnected', 'You ended the session.');
+  ui.show('user');
 });
 document.getElementById('btn-reconnect').addEventListener('click', () => connect());
 
-connect().catch((e) => ui.disconnected('Cannot connect', String(e.message || e)));
+connect().catch((e) => { console.error('session start failed', e); ui.show('failed'); });

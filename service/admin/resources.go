@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"portico/service/config"
+	"portico/service/directory"
+	"portico/service/sessions"
 	"portico/service/store"
 )
 
@@ -149,6 +151,9 @@ func (a *api) saveResource(w http.ResponseWriter, r *http.Request, res config.Re
 		a.fail(w, r, err)
 		return
 	}
+	if !create {
+		a.endUnassigned(res)
+	}
 	code := http.StatusOK
 	if create {
 		code = http.StatusCreated
@@ -172,5 +177,29 @@ func (a *api) deleteResource(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.Sessions.DisconnectWhere(func(i sessions.Info) bool { return i.Resource == id }, sessions.ReasonAccessRemoved)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// endUnassigned ends the live sessions on res of users it is no longer
+// assigned to (directly or through a group).
+func (a *api) endUnassigned(res config.Resource) {
+	a.Sessions.DisconnectWhere(func(i sessions.Info) bool {
+		if i.Resource != res.ID {
+			return false
+		}
+		if containsFold(res.Users, i.User) {
+			return false
+		}
+		var u directory.User
+		if err := a.Store.View(func(t *store.Tx) (err error) { u, err = t.User(i.User); return }); err != nil {
+			return true
+		}
+		for _, g := range res.Groups {
+			if u.InGroup(g) {
+				return false
+			}
+		}
+		return true
+	}, sessions.ReasonAccessRemoved)
 }

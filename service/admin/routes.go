@@ -12,6 +12,7 @@ import (
 	"portico/service/directory"
 	"portico/service/ipdetect"
 	"portico/service/policy"
+	"portico/service/sessions"
 	"portico/service/store"
 )
 
@@ -49,6 +50,7 @@ func (a *api) routes() {
 	m.HandleFunc("POST /api/v1/certificate/import", a.importCertificate)
 	m.HandleFunc("POST /api/v1/certificate/self-signed", a.selfSigned)
 	m.HandleFunc("GET /api/v1/sessions", a.listSessions)
+	m.HandleFunc("GET /api/v1/sessions/affected", a.affectedSessions)
 	m.HandleFunc("DELETE /api/v1/sessions/{id}", a.disconnect)
 	m.HandleFunc("GET /api/v1/audit", a.audit)
 	m.HandleFunc("POST /api/v1/ip-detection/test", a.testIPDetection)
@@ -293,9 +295,32 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.Sessions.List())
 }
 
+// Affected is how many live sessions an action would close: the GUI's
+// confirmations say it before the admin disables or removes a user or
+// removes a resource.
+type Affected struct {
+	// Count is the number of live sessions that would close.
+	Count int `json:"count"`
+}
+
+// affectedSessions answers ?user=NAME (the user's sessions: disable,
+// remove, new password, groups changed) or ?resource=ID (the resource's
+// sessions: remove it).
+func (a *api) affectedSessions(w http.ResponseWriter, r *http.Request) {
+	user, res := r.URL.Query().Get("user"), r.URL.Query().Get("resource")
+	if (user == "") == (res == "") {
+		a.fail(w, r, config.FieldErrors{{Field: "user", Message: "give either user or resource"}})
+		return
+	}
+	n := a.Sessions.CountWhere(func(i sessions.Info) bool {
+		return (user != "" && strings.EqualFold(i.User, user)) || (res != "" && i.Resource == res)
+	})
+	writeJSON(w, http.StatusOK, Affected{Count: n})
+}
+
 func (a *api) disconnect(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !a.Sessions.Disconnect(id, "disconnected by the administrator") {
+	if !a.Sessions.Disconnect(id, sessions.ReasonAdmin) {
 		a.fail(w, r, notFound("session", id))
 		return
 	}

@@ -156,9 +156,10 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, config.FieldErrors{{Field: "username", Value: in.Username, Message: "user names cannot be changed; add a new user instead"}})
 		return
 	}
-	var u directory.User
+	var u, old directory.User
 	err := a.apply(r, "changed user "+name, func(t *store.Tx) error {
-		old, err := t.User(name)
+		var err error
+		old, err = t.User(name)
 		if err != nil {
 			return notFound("user", name)
 		}
@@ -176,8 +177,10 @@ func (a *api) putUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if u.Disabled {
-		a.Sessions.DisconnectWhere(func(i sessions.Info) bool { return strings.EqualFold(i.User, u.Username) }, "your account was disabled")
+	// Disabling an account or changing its groups ends its portal
+	// sign-ins and live sessions at once (groups decide what it may open).
+	if u.Disabled || !sameGroups(old.Groups, u.Groups) {
+		a.Sessions.Revoke(u.Username, sessions.ReasonAccountChanged)
 	}
 	writeJSON(w, http.StatusOK, showUser(u))
 }
@@ -204,8 +207,21 @@ func (a *api) deleteUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Sessions.DisconnectWhere(func(i sessions.Info) bool { return strings.EqualFold(i.User, name) }, "your account was removed")
+	a.Sessions.Revoke(name, sessions.ReasonAccountChanged)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// sameGroups reports whether two group lists name the same groups.
+func sameGroups(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, g := range a {
+		if !containsFold(b, g) {
+			return false
+		}
+	}
+	return true
 }
 
 // references lists resources and policies whose user/group lists match.
@@ -269,6 +285,8 @@ func (a *api) setPassword(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	// A new password ends the sign-ins made with the old one.
+	a.Sessions.Revoke(name, sessions.ReasonAccountChanged)
 	out := map[string]any{"ok": true}
 	if generated {
 		out["password"] = in.Password

@@ -532,7 +532,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			}(s)
 		}
 		wg.Wait()
-		g.sessions.DisconnectWhere(func(sessions.Info) bool { return true }, "the gateway is shutting down")
+		g.sessions.DisconnectWhere(func(sessions.Info) bool { return true }, sessions.ReasonShutdown)
 		for _, d := range disps {
 			d.closeForwarded()
 		}

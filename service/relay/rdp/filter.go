@@ -52,6 +52,10 @@ type Policy struct {
 	// Drive, when set, is the session's drive (an rdpdr.Client): the
 	// filter adds the rdpdr channel for it and serves it (drive.go).
 	Drive DriveChannel
+	// Refused, when set, is called for each clipboard or file transfer
+	// the filter refuses (the session's meter counts them). It runs on a
+	// relay goroutine: keep it quick.
+	Refused func()
 }
 
 // ErrPolicy is wrapped by errors that end a session because its policy
@@ -89,7 +93,8 @@ type Filter struct {
 	filesC2S, filesS2C    bool
 	disabled, directional bool
 	keyboard              uint32
-	drive                 *driveState   // nil without a drive
+	drive                 *driveState // nil without a drive
+	refused               func()
 	cliprdr, dummy        atomic.Uint32 // channel IDs, set from the Connect Response
 	removed               atomic.Bool   // cliprdr was taken out of the request
 	idle                  atomic.Bool   // the client asked for no clipboard channel
@@ -123,8 +128,11 @@ func NewFilter(p Policy, log *slog.Logger) *Filter {
 		clipC2S: clip.ClientToServer(), clipS2C: clip.ServerToClient(),
 		filesC2S: files.ClientToServer(), filesS2C: files.ServerToClient(),
 		clip: newClipState(), clipAt: -1,
-		keyboard: p.KeyboardLayout,
-		logon:    p.Logon,
+		keyboard: p.KeyboardLayout, refused: p.Refused,
+		logon: p.Logon,
+	}
+	if f.refused == nil {
+		f.refused = func() {}
 	}
 	f.disabled = !f.clipC2S && !f.clipS2C
 	f.directional = !f.disabled && !(f.clipC2S && f.clipS2C && f.filesC2S && f.filesS2C)
@@ -747,6 +755,7 @@ func (d *direction) clipboardChunk(h []byte, rec int, sd sendData) ([]byte, bool
 		r = append(r, chunk[cliprdrHeaderLen:cliprdrHeaderLen+keep]...)
 		binary.BigEndian.PutUint16(r[2:], uint16(len(r)))
 		d.f.log.Debug("rdp filter: clipboard data blocked", "type", typ, "toServer", d.toServer)
+		d.f.refused()
 		return r, true, nil
 	}
 	return nil, false, nil

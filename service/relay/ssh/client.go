@@ -82,10 +82,10 @@ func Dial(ctx context.Context, addr string, cred Credentials, hk HostKeyPolicy) 
 		},
 	}
 
-	var d net.Dialer
+	d := net.Dialer{KeepAliveConfig: TCPKeepAlive}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial ssh host %s: %w", addr, err)
+		return nil, fmt.Errorf("dial ssh host %s: %w (%w)", addr, err, ErrUnreachable)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -116,6 +116,49 @@ func Dial(ctx context.Context, addr string, cred Credentials, hk HostKeyPolicy) 
 		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}
 	return &Client{conn: ssh.NewClient(sc, chans, reqs), user: cred.User}, nil
+}
+
+// ErrUnreachable is wrapped by Dial's error when no TCP connection to the
+// host could be made.
+var ErrUnreachable = errors.New("host unreachable")
+
+// ErrHostSilent is KeepAlive's error for a host that stopped answering.
+var ErrHostSilent = errors.New("SSH host stopped answering")
+
+// TCPKeepAlive is the TCP keep-alive toward hosts: a host whose machine or
+// network is gone is noticed in about 30 s even while nothing is sent.
+var TCPKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}
+
+// KeepAlive asks the host for a reply every interval (the keepalive
+// request OpenSSH's ServerAliveInterval sends) and returns ErrHostSilent
+// when one is not answered within another interval: a host that stopped
+// answering, though its TCP connection lives, ends the session. It returns
+// nil when ctx ends.
+func (c *Client) KeepAlive(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
+			answered <- err
+		}()
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-answered:
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrHostSilent, err)
+			}
+		case <-time.After(interval):
+			return ErrHostSilent
+		}
+	}
 }
 
 // Close ends the SSH connection and every session on it.

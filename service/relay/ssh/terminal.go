@@ -253,13 +253,17 @@ func readBrowser(browser MessageConn, stdin io.Writer, sess *ssh.Session) error 
 	}
 }
 
+// ErrBrowserLost is wrapped by Terminal's error when the browser's
+// connection failed (as opposed to closing).
+var ErrBrowserLost = errors.New("terminal browser connection")
+
 // browserEnded maps the reader's error to Terminal's result: a closing
 // browser is a normal end of session.
 func browserEnded(err error) error {
 	if errors.Is(err, io.EOF) || websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
 		return nil
 	}
-	return fmt.Errorf("terminal browser connection: %w", err)
+	return fmt.Errorf("%w: %w", ErrBrowserLost, err)
 }
 
 // sendExit reports the shell's exit status, as Session.Wait returned it,

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/des"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -251,7 +252,13 @@ func serveBrowser(rw io.ReadWriter, si *ServerInit, hostErr error) error {
 		return fmt.Errorf("browser chose security type %d, only None (1) is offered", chosen[0])
 	}
 	if hostErr != nil {
-		msg := hostErr.Error()
+		// The browser learns only what kind of failure it was: the error
+		// itself may name the host, and it goes to the gateway's log.
+		msg := "the remote computer could not be reached"
+		var ae *AuthError
+		if errors.As(hostErr, &ae) {
+			msg = "the remote computer refused the credentials"
+		}
 		b := binary.BigEndian.AppendUint32([]byte{0, 0, 0, 1}, uint32(len(msg)))
 		rw.Write(append(b, msg...))
 		return hostErr

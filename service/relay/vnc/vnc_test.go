@@ -269,7 +269,7 @@ func TestWrongPasswordTellsTheBrowser(t *testing.T) {
 	x := startXvnc(t, "right-pw", "#00ff00")
 	c, done := proxied(t, x.port, Options{Password: "wrong-pw"})
 	_, _, err := browserHandshake(t, c)
-	if err == nil || !strings.Contains(err.Error(), "refused the password") {
+	if err == nil || !strings.Contains(err.Error(), "refused the credentials") {
 		t.Fatalf("browser saw %v", err)
 	}
 	var ae *AuthError
