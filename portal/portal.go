@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"portico/service/config"
@@ -70,6 +71,7 @@ type Portal struct {
 	mux      *http.ServeMux
 	relays   relayState
 	lists    listCache // rendered resource lists (pages.go)
+	pages    sync.Pool // *bytes.Buffer a page is rendered into (render)
 }
 
 // New builds the portal.
