@@ -41,7 +41,7 @@ type portalConfig struct {
 }
 
 func (c *portalConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.only, "only", "", `run one phase alone and print it without writing -out: "portal" (target 5), "frame" (target 6: RDP time to first frame, web client size), "sessions" (target 7: RDP sessions, Portico vs guacd) or "files" (RDP drive and SFTP file transfer, drive channel relay)`)
+	fs.StringVar(&c.only, "only", "", `run one phase alone and print it without writing -out: "relay" (targets 1–3: round trips and throughput only), "portal" (target 5), "frame" (target 6: RDP time to first frame, web client size), "sessions" (target 7: RDP sessions, Portico vs guacd) or "files" (RDP drive and SFTP file transfer, drive channel relay)`)
 	fs.IntVar(&c.clients, "portal-clients", 64, "concurrent signed-in portal clients")
 	fs.DurationVar(&c.secs, "portal-time", 3*time.Second, "load per portal endpoint per round")
 }

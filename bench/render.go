@@ -162,3 +162,22 @@ func chartLink(out, chart string) string {
 	}
 	return rel
 }
+
+// relayOnlySummary is what `-only relay` prints: Portico's per-round
+// ratios to websockify (samples[1]) and its CPU and RTT tail, as medians
+// with their spread, the way the targets judge them.
+func relayOnlySummary(samples [][]sample) string {
+	peer, p := samples[1], samples[2]
+	var down, up, tail []float64
+	for i := range p {
+		down = append(down, p[i].down/peer[i].down)
+		up = append(up, p[i].up/peer[i].up)
+		tail = append(tail, float64(p[i].p99)/float64(p[i].p50))
+	}
+	f := func(s spread) string { return fmt.Sprintf("%.2f [%.2f–%.2f]", s.med, s.lo, s.hi) }
+	return fmt.Sprintf("Portico/websockify down %s×, up %s×; CPU-s/GB down %s, up %s; RTT p99/p50 %s; p50 %v\n",
+		f(spreadOf(down)), f(spreadOf(up)),
+		f(spreadOf(pick(p, func(x sample) float64 { return x.cpuDown }))),
+		f(spreadOf(pick(p, func(x sample) float64 { return x.cpuUp }))),
+		f(spreadOf(tail)), durMed(p, func(x sample) time.Duration { return x.p50 }))
+}

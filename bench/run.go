@@ -49,13 +49,17 @@ func run(cfg config) error {
 	ctx := context.Background()
 	if cfg.portal.only == "portal" { // bench/portal.go
 		return runPortalOnly(ctx, cfg)
-	} else if cfg.portal.only != "" {
-		return fmt.Errorf("-only %q: the phases that run alone are \"portal\", \"frame\" and \"sessions\"", cfg.portal.only)
+	} else if cfg.portal.only != "" && cfg.portal.only != "relay" {
+		return fmt.Errorf("-only %q: the phases that run alone are \"relay\", \"portal\", \"frame\" and \"sessions\"", cfg.portal.only)
 	}
+	relayOnly := cfg.portal.only == "relay"
 	// The peers first: a run must not get far and then fail on guacd.
-	guacd, err := prepareGuacd(cfg.sessions)
-	if err != nil {
-		return err
+	var guacd string
+	if !relayOnly {
+		var err error
+		if guacd, err = prepareGuacd(cfg.sessions); err != nil {
+			return err
+		}
 	}
 	if limit := raiseFDLimit(); cfg.idle > limit {
 		fmt.Fprintf(os.Stderr, "bench: the descriptor limit allows %d idle sessions, not %d\n", limit, cfg.idle)
@@ -169,6 +173,13 @@ func run(cfg config) error {
 	}
 	if err := split(false); err != nil {
 		return err
+	}
+	if relayOnly {
+		// -only relay: the round trips and throughput rounds, for quick
+		// iterations on the relay; the per-round lines above are the result.
+		fmt.Fprintf(os.Stderr, "bench: -only relay does not write %s\n", cfg.out)
+		fmt.Print(relayOnlySummary(samples))
+		return nil
 	}
 
 	fmt.Fprintf(os.Stderr, "idle sessions: websockify %d, Portico %d\n", cfg.idlePeer, cfg.idle)

@@ -1,11 +1,13 @@
 package portal
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"fmt"
 	"html/template"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,13 +98,36 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, code int, name s
 	if d.Session != nil {
 		d.CSRF = d.Session.CSRF
 	}
+	// The page is rendered whole before anything is sent: it then leaves
+	// in one write with a Content-Length (written straight to w, it went
+	// out as 4 KiB chunks, a TLS record and a system call each, which
+	// was a large part of the portal page's cost), and a template that
+	// fails sends a clean error, not half a page.
+	buf, _ := p.pages.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer func() {
+		if buf.Cap() <= maxPooledPage {
+			buf.Reset()
+			p.pages.Put(buf)
+		}
+	}()
+	if err := p.tpl.ExecuteTemplate(buf, name, d); err != nil {
+		p.Logger.Error("render page", "page", name, "err", err)
+		http.Error(w, "The page could not be shown. Try again; if it persists, tell your administrator.", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(code)
-	if err := p.tpl.ExecuteTemplate(w, name, d); err != nil {
-		p.Logger.Error("render page", "page", name, "err", err)
-	}
+	_, _ = w.Write(buf.Bytes())
 }
+
+// maxPooledPage is the largest render buffer kept for the next page; a
+// rare huge page (thousands of resources) does not pin its memory.
+const maxPooledPage = 1 << 20
 
 // errorPage shows what happened and what to do.
 func (p *Portal) errorPage(w http.ResponseWriter, r *http.Request, code int, title, msg, action string) {

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"portico/service/config"
@@ -101,6 +102,7 @@ type Portal struct {
 	lists         listCache // rendered resource lists (pages.go)
 	// ended keeps why recent sessions ended, for their pages to ask.
 	ended *ended
+	pages sync.Pool // *bytes.Buffer a page is rendered into (render)
 }
 
 // New builds the portal.

@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -403,5 +404,53 @@ func TestPortalResourceListFollowsSettings(t *testing.T) {
 	}
 	if strings.Contains(home, "<desk>") {
 		t.Fatalf("resource name not escaped:\n%s", home)
+	}
+}
+
+// TestPortalPageRenderedWhole: a page is rendered whole and sent with its
+// Content-Length (one write, not 4 KiB chunks), and a pooled render
+// buffer carries nothing of the page before it into the next.
+func TestPortalPageRenderedWhole(t *testing.T) {
+	e := newEnv(t)
+	// Its own client: e.client() hands out the test server's one client.
+	anon := &http.Client{Transport: e.srv.Client().Transport}
+	resp, signin := e.get(anon, "/userportal/")
+	if resp.ContentLength != int64(len(signin)) || len(resp.TransferEncoding) != 0 {
+		t.Fatalf("sign-in page: Content-Length %d, Transfer-Encoding %v, body %d bytes", resp.ContentLength, resp.TransferEncoding, len(signin))
+	}
+	// Enough resources for a page larger than net/http's 4 KiB response
+	// buffer, which a page written straight to the response leaves as
+	// chunks without a Content-Length.
+	err := e.st.Apply(e.live, config.DefaultGatewayID, func(tx *store.Tx) error {
+		for i := range 40 {
+			r := config.Resource{ID: fmt.Sprintf("desk%d", i), Name: fmt.Sprintf("Desk number %d", i), Protocol: config.ProtocolVNC, Host: "127.0.0.1", Users: []string{"alice"}}
+			r.Normalize()
+			if err := tx.PutResource(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	if resp, _ := e.signIn(c, `OFFICE\alice`, "alice-password"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	for i := range 3 {
+		resp, home := e.get(c, "/userportal/")
+		if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(home)) || len(resp.TransferEncoding) != 0 {
+			t.Fatalf("home page %d: status %d, Content-Length %d, Transfer-Encoding %v, body %d bytes", i, resp.StatusCode, resp.ContentLength, resp.TransferEncoding, len(home))
+		}
+		if len(home) <= 4096 || strings.Count(home, "</html>") != 1 || !strings.Contains(home, `data-name="Desk number 39"`) {
+			t.Fatalf("home page %d is not one whole page:\n%s", i, home)
+		}
+		// Each sign-in page has its own CSRF token; otherwise it is the
+		// same page, with nothing of the home page before it.
+		_, again := e.get(anon, "/userportal/")
+		if csrfRE.ReplaceAllString(again, "") != csrfRE.ReplaceAllString(signin, "") {
+			t.Fatalf("sign-in page after a home page differs:\n%s", again)
+		}
 	}
 }

@@ -113,6 +113,17 @@ func mask(key [4]byte, pos int, b []byte) int {
 		}
 		kw := binary.LittleEndian.Uint64(k[:])
 		// Eight bytes advance the key position by 0 mod 4, so pos holds.
+		// Four words a turn: unmasking was about a seventh of the upload
+		// path's CPU in the relay's profile; the unrolled loop runs
+		// 1.5–2.8× faster than one word a turn (BenchmarkMask).
+		for len(b) >= 32 {
+			b = b[:len(b):len(b)]
+			binary.LittleEndian.PutUint64(b[0:], binary.LittleEndian.Uint64(b[0:])^kw)
+			binary.LittleEndian.PutUint64(b[8:], binary.LittleEndian.Uint64(b[8:])^kw)
+			binary.LittleEndian.PutUint64(b[16:], binary.LittleEndian.Uint64(b[16:])^kw)
+			binary.LittleEndian.PutUint64(b[24:], binary.LittleEndian.Uint64(b[24:])^kw)
+			b = b[32:]
+		}
 		for len(b) >= 8 {
 			binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^kw)
 			b = b[8:]

@@ -56,7 +56,7 @@ func newTestReader(wire []byte, log *controlLog) *frameReader {
 
 func TestMaskMatchesDefinition(t *testing.T) {
 	key := [4]byte{0x12, 0x34, 0x56, 0x78}
-	for _, size := range []int{0, 1, 7, 8, 15, 16, 17, 100, 1021} {
+	for _, size := range []int{0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 100, 1021, 65536 + 5} {
 		for pos := range 4 {
 			data := make([]byte, size)
 			for i := range data {
@@ -73,6 +73,16 @@ func TestMaskMatchesDefinition(t *testing.T) {
 				t.Fatalf("size %d pos %d: end position %d", size, pos, end)
 			}
 		}
+	}
+}
+
+// BenchmarkMask unmasks a 64 KiB browser message.
+func BenchmarkMask(b *testing.B) {
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	data := make([]byte, BufferSize)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		mask(key, 1, data)
 	}
 }
 
