@@ -130,8 +130,13 @@ func (p *Portal) relayRDP(w http.ResponseWriter, r *http.Request) {
 		// IronRDP shows the RDCleanPath error itself; the page also asks
 		// the gateway for the reason (the close code stays inside wasm).
 		reason := reasonOf(failed, sessions.ReasonHostUnreachable)
-		if errors.Is(err, rdp.ErrCertificateRejected) {
+		switch {
+		case errors.Is(err, rdp.ErrCertificateRejected):
 			reason = sessions.ReasonHostIdentity
+		case errors.Is(err, rdp.ErrCredentialsRefused):
+			reason = reasonStoredCredentials
+		case errors.Is(err, rdp.ErrNoCredentials):
+			reason = reasonNoPassword
 		}
 		p.ended.record(pageID(r), reason)
 		if granted != nil {

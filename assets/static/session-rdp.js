@@ -17,6 +17,8 @@
 //                  with data-rdp-user and an empty password. Anything else,
 //                  or no attribute, keeps CredSSP and the sign-in prompt.
 
+import { filesPanel, httpFilesBackend } from './files-panel.js';
+
 // DOM KeyboardEvent.code → Set-1 scancode; 0xE0xx marks extended keys.
 const SC = {
   Escape: 0x01, Digit1: 0x02, Digit2: 0x03, Digit3: 0x04, Digit4: 0x05, Digit5: 0x06, Digit6: 0x07, Digit7: 0x08, Digit8: 0x09,
