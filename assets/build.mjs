@@ -124,6 +124,10 @@ for (const [to, write] of written) {
   const br = brotliCompressSync(data, {
     params: {
       [constants.BROTLI_PARAM_QUALITY]: 11,
+      // The largest window the brotli format allows (16 MB; zlib's default
+      // is 4 MB). The wasm is 4.5 MB, so with the default its tail could
+      // not refer back to its start; every browser decodes this window.
+      [constants.BROTLI_PARAM_LGWIN]: constants.BROTLI_MAX_WINDOW_BITS,
       [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
     },
   });
