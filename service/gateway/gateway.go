@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,16 +125,51 @@ func (to Timeouts) server(h http.Handler, maxBody int64, tlsCfg *tls.Config, err
 }
 
 // bounded gives a request's body its own read deadline and a size cap.
+// A file upload into a session (POST …/api/files/…, which the portal
+// checks for a sign-in and CSRF before it reads a byte) may be far larger
+// and take far longer than a form: it gets uploadMaxBody, and its deadline
+// moves on by body for every progressStep bytes that arrive, so a client
+// that sends steadily can upload gigabytes while one that trickles is
+// still cut off.
 func bounded(next http.Handler, body time.Duration, maxBody int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			// Errors mean the connection cannot set deadlines (a test
 			// recorder); the server-wide ReadTimeout still holds then.
-			http.NewResponseController(w).SetReadDeadline(time.Now().Add(body))
-			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			rc := http.NewResponseController(w)
+			rc.SetReadDeadline(time.Now().Add(body))
+			if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/api/files/") {
+				r.Body = http.MaxBytesReader(w, &progressBody{ReadCloser: r.Body, rc: rc, step: body}, uploadMaxBody)
+			} else {
+				r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// uploadMaxBody caps a file upload into a session (the portal's own
+// per-file cap is the same).
+const uploadMaxBody = 2 << 30
+
+// progressStep is how many bytes of an upload move its read deadline on.
+const progressStep = 64 << 10
+
+// progressBody extends the read deadline of an upload while it moves.
+type progressBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	step time.Duration
+	got  int64 // bytes since the deadline last moved
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if b.got += int64(n); b.got >= progressStep {
+		b.got = 0
+		b.rc.SetReadDeadline(time.Now().Add(b.step))
+	}
+	return n, err
 }
 
 // Parts are the running gateway's pieces a portal is built from.

@@ -58,7 +58,26 @@ func startProcess(t *testing.T, cmd *exec.Cmd, log string) {
 
 // startShadow runs a real RDP server, freerdp-shadow-cli on its own Xvfb
 // display, with the given /sec: mode, and returns its 127.0.0.1 address.
+// While other packages' tests start X servers at the same time, the
+// server sometimes cannot open the display Xvfb just reported (seen in
+// CI); it is then tried again on a new display, up to three times.
 func startShadow(t *testing.T, sec string) string {
+	t.Helper()
+	for try := 1; ; try++ {
+		addr, log, ok := tryShadow(t, sec)
+		if ok {
+			return addr
+		}
+		if try == 3 || !strings.Contains(string(log), "failed to open display") {
+			t.Fatalf("freerdp-shadow-cli never listened on %s:\n%s", addr, log)
+		}
+		t.Logf("freerdp-shadow-cli could not open its display (try %d), trying a new one", try)
+	}
+}
+
+// tryShadow starts Xvfb and freerdp-shadow-cli once; ok is false with the
+// server's log when it did not listen.
+func tryShadow(t *testing.T, sec string) (addr string, log []byte, ok bool) {
 	t.Helper()
 	needBinary(t, "Xvfb", "xvfb")
 	needBinary(t, "winpr-hash", "winpr-utils")
@@ -108,17 +127,17 @@ func startShadow(t *testing.T, sec string) string {
 	logFile := filepath.Join(dir, "shadow.log")
 	startProcess(t, shadow, logFile)
 
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return addr
+			return addr, nil, true
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(logFile)
-			t.Fatalf("freerdp-shadow-cli never listened on %s: %v\n%s", addr, err, log)
+			return addr, log, false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
