@@ -31,15 +31,14 @@ func buildGateway(t *testing.T) string {
 	return bin
 }
 
-// TestBinaryForegroundRunCLIAndSIGTERM runs the gateway binary as a user
-// would (`portico-gateway run`), reads the first-run credentials and the
-// portal URL it prints, uses the config CLI against it, and stops it with
-// SIGTERM: it must exit 0 and release the store.
-func TestBinaryForegroundRunCLIAndSIGTERM(t *testing.T) {
+// runGatewayBinary starts the built gateway in the foreground on free
+// loopback ports with its data in data, and returns it with its standard
+// output (the first-run credentials and the portal URL). It is killed when
+// the test ends.
+func runGatewayBinary(t *testing.T, data string) (*exec.Cmd, io.Reader) {
+	t.Helper()
 	bin := buildGateway(t)
-	data := t.TempDir()
-	port := freePort(t)
-	cmd := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:"+strconv.Itoa(port),
+	cmd := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		"--dns-addr", "127.0.0.1:0")
 	stdout, _ := cmd.StdoutPipe()
@@ -47,7 +46,17 @@ func TestBinaryForegroundRunCLIAndSIGTERM(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, stdout
+}
+
+// TestBinaryForegroundRunCLIAndSIGTERM runs the gateway binary as a user
+// would (`portico-gateway run`), reads the first-run credentials and the
+// portal URL it prints, uses the config CLI against it, and stops it with
+// SIGTERM: it must exit 0 and release the store.
+func TestBinaryForegroundRunCLIAndSIGTERM(t *testing.T) {
+	data := t.TempDir()
+	cmd, stdout := runGatewayBinary(t, data)
 	var printed strings.Builder
 	sc := bufio.NewScanner(stdout)
 	urlRE := regexp.MustCompile(`User Portal at (https://\S+)`)
@@ -76,7 +85,7 @@ func TestBinaryForegroundRunCLIAndSIGTERM(t *testing.T) {
 		t.Fatalf("TLS %x", resp.TLS.Version)
 	}
 
-	out, err := exec.Command(bin, "config", "get", "status", "--data-dir", data).Output()
+	out, err := exec.Command(cmd.Path, "config", "get", "status", "--data-dir", data).Output()
 	if err != nil {
 		t.Fatalf("config get status: %v", err)
 	}
@@ -86,21 +95,21 @@ func TestBinaryForegroundRunCLIAndSIGTERM(t *testing.T) {
 	}
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(bad, []byte(`{"enabled":true,"colour":1}`), 0o600)
-	cli := exec.Command(bin, "config", "set", "site", bad, "--data-dir", data)
+	cli := exec.Command(cmd.Path, "config", "set", "site", bad, "--data-dir", data)
 	msg, err := cli.CombinedOutput()
 	if err == nil || !strings.Contains(string(msg), "colour") {
 		t.Fatalf("bad settings accepted or unclear: %v %s", err, msg)
 	}
 	export := filepath.Join(t.TempDir(), "export.json")
-	if out, err := exec.Command(bin, "config", "export", export, "--data-dir", data).CombinedOutput(); err != nil {
+	if out, err := exec.Command(cmd.Path, "config", "export", export, "--data-dir", data).CombinedOutput(); err != nil {
 		t.Fatalf("export: %v %s", err, out)
 	}
-	if out, err := exec.Command(bin, "config", "import", export, "--data-dir", data).CombinedOutput(); err != nil {
+	if out, err := exec.Command(cmd.Path, "config", "import", export, "--data-dir", data).CombinedOutput(); err != nil {
 		t.Fatalf("import of own export: %v %s", err, out)
 	}
 
 	// A second gateway on the same data directory refuses clearly.
-	second, _ := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0").CombinedOutput()
+	second, _ := exec.Command(cmd.Path, "run", "--data-dir", data, "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0").CombinedOutput()
 	if !strings.Contains(string(second), "already in use by PID "+strconv.Itoa(cmd.Process.Pid)) {
 		t.Fatalf("second instance: %s", second)
 	}
@@ -121,7 +130,7 @@ func TestBinaryForegroundRunCLIAndSIGTERM(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "portico.db.pid")); !os.IsNotExist(err) {
 		t.Fatal("store not closed cleanly (pid file left)")
 	}
-	if out, _ := exec.Command(bin, "version").Output(); !strings.HasPrefix(string(out), "portico-gateway ") {
+	if out, _ := exec.Command(cmd.Path, "version").Output(); !strings.HasPrefix(string(out), "portico-gateway ") {
 		t.Fatalf("version: %s", out)
 	}
 }

@@ -33,18 +33,8 @@ type loadGateway struct {
 
 func startLoadGateway(t *testing.T) *loadGateway {
 	t.Helper()
-	bin := buildGateway(t)
 	data := t.TempDir()
-	port := freePort(t)
-	cmd := exec.Command(bin, "run", "--data-dir", data, "--https-addr", "127.0.0.1:"+strconv.Itoa(port),
-		"--http-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--admin-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"--dns-addr", "127.0.0.1:0")
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, stdout := runGatewayBinary(t, data)
 	g := &loadGateway{cmd: cmd}
 	sc := bufio.NewScanner(stdout)
 	pwRE, urlRE := regexp.MustCompile(`password: (\S{20})`), regexp.MustCompile(`User Portal at (https://\S+)`)

@@ -46,12 +46,17 @@ type sftpFiles struct{ *sshrelay.Files }
 
 func (f sftpFiles) List(dir string) ([]fileEntry, error) {
 	list, err := f.Files.List(dir)
+	return entries(list, err, func(e sshrelay.Entry) fileEntry { return fileEntry{Name: e.Name, Size: e.Size, Dir: e.IsDir} })
+}
+
+// entries converts a store's listing into what the page sees.
+func entries[T any](list []T, err error, conv func(T) fileEntry) ([]fileEntry, error) {
 	if err != nil {
 		return nil, err
 	}
 	out := make([]fileEntry, 0, len(list))
 	for _, e := range list {
-		out = append(out, fileEntry{Name: e.Name, Size: e.Size, Dir: e.IsDir})
+		out = append(out, conv(e))
 	}
 	return out, nil
 }
@@ -63,14 +68,7 @@ type driveFiles struct{ *rdpdr.Drive }
 
 func (f driveFiles) List(dir string) ([]fileEntry, error) {
 	list, err := f.Drive.List(dir)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]fileEntry, 0, len(list))
-	for _, e := range list {
-		out = append(out, fileEntry{Name: e.Name, Size: e.Size, Dir: e.IsDir})
-	}
-	return out, nil
+	return entries(list, err, func(e rdpdr.Entry) fileEntry { return fileEntry{Name: e.Name, Size: e.Size, Dir: e.IsDir} })
 }
 
 // fileSession ties a live session's files to the portal user.
